@@ -1,0 +1,244 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// FormatVersion is the on-disk format this code writes. Open refuses a store
+// whose format is newer.
+const FormatVersion = 1
+
+var formatKey = MetaKey("format-version")
+
+// ErrStopped is returned by every commit after one commit failed: the engine
+// cannot know what reached the disk, so it stops accepting writes.
+var ErrStopped = errors.New("storage: engine stopped after a write failure")
+
+// Options configure an Engine. The zero value of every field but Dir is a
+// sane default.
+type Options struct {
+	// Dir is the directory of the Pebble instance. Required.
+	Dir string
+	// FS is the filesystem Pebble uses. Default: vfs.Default (the OS). Tests
+	// pass vfs.NewCrashableMem() or an errorfs-wrapped FS.
+	FS vfs.FS
+	// CacheSize is the size of the block cache in bytes. Default: 64 MiB.
+	CacheSize int64
+	// MemTableSize is the size of a memtable in bytes. Default: 64 MiB.
+	MemTableSize uint64
+	// Logger receives Pebble's log lines. Default: discard info, keep errors
+	// on stderr.
+	Logger pebble.Logger
+}
+
+func (o *Options) ensureDefaults() {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = 64 << 20
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = 64 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = quietLogger{}
+	}
+}
+
+// Engine is a node's Pebble instance. It is safe for concurrent use.
+type Engine struct {
+	db *pebble.DB
+
+	// failure holds the first commit error; once set every commit fails.
+	failure atomic.Pointer[error]
+
+	syncs        atomic.Int64 // commits with Sync
+	syncNanos    atomic.Int64 // total time spent in synced commits
+	commits      atomic.Int64 // all commits
+	closeOnce    sync.Once
+	closeErr     error
+	onStopMu     sync.Mutex
+	onStopNotify []func(error)
+}
+
+// Open opens (creating if needed) the Pebble instance in opts.Dir.
+func Open(opts Options) (*Engine, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("storage: Options.Dir is required")
+	}
+	opts.ensureDefaults()
+	cache := pebble.NewCache(opts.CacheSize)
+	defer cache.Unref()
+	db, err := pebble.Open(opts.Dir, &pebble.Options{
+		FS:           opts.FS,
+		Cache:        cache,
+		MemTableSize: opts.MemTableSize,
+		Logger:       opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", opts.Dir, err)
+	}
+	e := &Engine{db: db}
+	if err := e.checkFormat(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *Engine) checkFormat() error {
+	v, closer, err := e.db.Get(formatKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return e.db.Set(formatKey, binary.BigEndian.AppendUint64(nil, FormatVersion), pebble.Sync)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: read format version: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return fmt.Errorf("storage: format version is %d bytes, want 8: store is corrupt", len(v))
+	}
+	if got := binary.BigEndian.Uint64(v); got > FormatVersion {
+		return fmt.Errorf("storage: store has format version %d, newer than this binary's %d: upgrade the binary", got, FormatVersion)
+	}
+	return nil
+}
+
+// DB returns the Pebble instance for reads and iterators. Writes go through
+// Commit so that failures stop the engine.
+func (e *Engine) DB() *pebble.DB { return e.db }
+
+// NewBatch returns an empty write batch.
+func (e *Engine) NewBatch() *pebble.Batch { return e.db.NewBatch() }
+
+// NewIndexedBatch returns an empty batch that can also be read from.
+func (e *Engine) NewIndexedBatch() *pebble.Batch { return e.db.NewIndexedBatch() }
+
+// Err returns the error that stopped the engine, or nil.
+func (e *Engine) Err() error {
+	if p := e.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// OnStop registers f to be called once, with the cause, when the engine
+// stops after a failed commit.
+func (e *Engine) OnStop(f func(error)) {
+	e.onStopMu.Lock()
+	defer e.onStopMu.Unlock()
+	e.onStopNotify = append(e.onStopNotify, f)
+}
+
+// Commit writes b. With sync it returns only once b is durable. Any failure
+// stops the engine: this and every later commit return an error wrapping
+// ErrStopped. Commit does not close b.
+func (e *Engine) Commit(b *pebble.Batch, sync bool) error {
+	if err := e.Err(); err != nil {
+		return err
+	}
+	opt := pebble.NoSync
+	if sync {
+		opt = pebble.Sync
+	}
+	start := time.Now()
+	err := commitRecover(b, opt)
+	e.commits.Add(1)
+	if sync {
+		e.syncs.Add(1)
+		e.syncNanos.Add(int64(time.Since(start)))
+	}
+	if err != nil {
+		stopErr := fmt.Errorf("%w: %w", ErrStopped, err)
+		if e.failure.CompareAndSwap(nil, &stopErr) {
+			e.onStopMu.Lock()
+			fs := e.onStopNotify
+			e.onStopMu.Unlock()
+			for _, f := range fs {
+				f(stopErr)
+			}
+		}
+		return e.Err()
+	}
+	return nil
+}
+
+// Stats are cumulative counters of an engine.
+type Stats struct {
+	Commits   int64         // batches committed
+	Syncs     int64         // batches committed with fsync
+	SyncTime  time.Duration // total time spent in synced commits
+	DiskUsage uint64        // bytes of Pebble files
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	return Stats{
+		Commits:   e.commits.Load(),
+		Syncs:     e.syncs.Load(),
+		SyncTime:  time.Duration(e.syncNanos.Load()),
+		DiskUsage: e.db.Metrics().DiskSpaceUsage(),
+	}
+}
+
+// Close closes Pebble. It is safe to call more than once.
+func (e *Engine) Close() error {
+	e.closeOnce.Do(func() { e.closeErr = e.db.Close() })
+	return e.closeErr
+}
+
+// getCopy reads key from r and returns a copy of its value, or nil and
+// pebble.ErrNotFound.
+func getCopy(r pebble.Reader, key []byte) ([]byte, error) {
+	v, closer, err := r.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), nil
+}
+
+// commitRecover commits b, turning Pebble's fatal commit error (which it
+// reports through Logger.Fatalf on the committing goroutine) into an error.
+func commitRecover(b *pebble.Batch, opt *pebble.WriteOptions) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(pebbleFatal)
+			if !ok {
+				panic(r)
+			}
+			err = f
+		}
+	}()
+	return b.Commit(opt)
+}
+
+// pebbleFatal is the panic value of quietLogger.Fatalf.
+type pebbleFatal struct{ msg string }
+
+func (f pebbleFatal) Error() string { return f.msg }
+
+// quietLogger drops Pebble's informational lines and keeps errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...interface{}) {}
+func (quietLogger) Errorf(f string, a ...interface{}) {
+	fmt.Fprintf(os.Stderr, "pebble: "+f+"\n", a...)
+}
+func (quietLogger) Fatalf(f string, a ...interface{}) {
+	// Pebble calls Fatalf when it cannot go on (a failed WAL write or
+	// fsync, corruption) and expects it not to return. Library code must not
+	// exit the process: a commit recovers this panic and stops the engine;
+	// in a background goroutine it ends the process, as Pebble intends.
+	panic(pebbleFatal{msg: fmt.Sprintf("pebble: fatal: "+f, a...)})
+}

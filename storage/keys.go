@@ -1,0 +1,125 @@
+package storage
+
+// Key layout of a node's single Pebble instance.
+//
+// Every key starts with a one-byte prefix that says what it holds. The
+// prefixes sort in the order below, so each kind of data is one contiguous
+// span and one kind can be scanned, snapshotted or deleted by range without
+// touching the others.
+//
+//	0x00 | name                                   store-local metadata (format version, node ID)
+//	0x01 | group(8, BE) | 0x01 | index(8, BE)     raft log entry of a group (raftpb.Entry, protobuf)
+//	0x01 | group(8, BE) | 0x02                    raft HardState of a group (protobuf)
+//	0x01 | group(8, BE) | 0x03                    truncated state: index and term of the last entry
+//	                                              removed from the log (16 bytes, BE)
+//	0x01 | group(8, BE) | 0x04                    applied state: applied index, its term, the
+//	                                              ConfState and the group's last MVCC version
+//	0x02 | key                                    system data, replicated by the system shard
+//	                                              (group 1): shard descriptors, later leases, TSO
+//	0x03 | mvcc key                               user data, replicated by the user shard whose
+//	                                              range holds the user key
+//
+// The MVCC key of user data is encoded by package mvcc as
+//
+//	escape(user key) | 0x00 0x01 | ^version(8, BE)
+//
+// where escape turns every 0x00 byte into 0x00 0xFF. The escaping keeps the
+// encoding prefix-free and order preserving, so user keys sort as their
+// bytes do, and the inverted version sorts the versions of one key newest
+// first: a read at a timestamp is one forward seek.
+//
+// User data is not prefixed by group, so a split or merge of shards moves no
+// data: a group's state-machine span is computed from its key range.
+//
+// Integers are big-endian so that byte order equals numeric order.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Key prefixes. They must stay in this order; see the layout above.
+const (
+	PrefixMeta   byte = 0x00
+	PrefixRaft   byte = 0x01
+	PrefixSystem byte = 0x02
+	PrefixUser   byte = 0x03
+	// prefixEnd is the first byte after every key Strata writes.
+	prefixEnd byte = 0x04
+)
+
+// Suffixes of the per-group raft keys.
+const (
+	raftSuffixLog       byte = 0x01
+	raftSuffixHardState byte = 0x02
+	raftSuffixTruncated byte = 0x03
+	raftSuffixApplied   byte = 0x04
+)
+
+// ErrBadKey reports a key that does not decode under the layout above.
+var ErrBadKey = errors.New("storage: malformed key")
+
+// MetaKey returns the key of a store-local metadata value.
+func MetaKey(name string) []byte {
+	return append([]byte{PrefixMeta}, name...)
+}
+
+func groupKey(group uint64, suffix byte, extra int) []byte {
+	k := make([]byte, 1+8+1, 1+8+1+extra)
+	k[0] = PrefixRaft
+	binary.BigEndian.PutUint64(k[1:], group)
+	k[9] = suffix
+	return k
+}
+
+// LogKey returns the key of the raft log entry at index in group.
+func LogKey(group, index uint64) []byte {
+	k := groupKey(group, raftSuffixLog, 8)
+	return binary.BigEndian.AppendUint64(k, index)
+}
+
+// DecodeLogKey returns the group and index of a raft log key.
+func DecodeLogKey(k []byte) (group, index uint64, err error) {
+	if len(k) != 18 || k[0] != PrefixRaft || k[9] != raftSuffixLog {
+		return 0, 0, fmt.Errorf("%w: not a raft log key: %x", ErrBadKey, k)
+	}
+	return binary.BigEndian.Uint64(k[1:9]), binary.BigEndian.Uint64(k[10:]), nil
+}
+
+// logSpan returns the span [start, end) holding every log entry of group.
+func logSpan(group uint64) (start, end []byte) {
+	return groupKey(group, raftSuffixLog, 0), groupKey(group, raftSuffixLog+1, 0)
+}
+
+// HardStateKey returns the key of the HardState of group.
+func HardStateKey(group uint64) []byte { return groupKey(group, raftSuffixHardState, 0) }
+
+// TruncatedStateKey returns the key of the truncated state of group.
+func TruncatedStateKey(group uint64) []byte { return groupKey(group, raftSuffixTruncated, 0) }
+
+// AppliedStateKey returns the key of the applied state of group.
+func AppliedStateKey(group uint64) []byte { return groupKey(group, raftSuffixApplied, 0) }
+
+// GroupRaftSpan returns the span of every raft-local key of group.
+func GroupRaftSpan(group uint64) (start, end []byte) {
+	start = groupKey(group, 0, 0)[:9]
+	end = make([]byte, 9)
+	end[0] = PrefixRaft
+	binary.BigEndian.PutUint64(end[1:], group+1)
+	if group == ^uint64(0) {
+		end = []byte{PrefixRaft + 1}
+	}
+	return start, end
+}
+
+// SystemKey returns the key of system data named key.
+func SystemKey(key []byte) []byte {
+	return append([]byte{PrefixSystem}, key...)
+}
+
+// SystemSpan returns the span of all system data.
+func SystemSpan() (start, end []byte) { return []byte{PrefixSystem}, []byte{PrefixSystem + 1} }
+
+// UserSpan returns the span of all user data.
+func UserSpan() (start, end []byte) { return []byte{PrefixUser}, []byte{prefixEnd} }

@@ -1,0 +1,432 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// AppliedState is what a group's state machine has applied. It is written in
+// the same batch as the state-machine writes of the entries it covers, so the
+// two never disagree.
+type AppliedState struct {
+	Index     uint64            // index of the last applied entry
+	Term      uint64            // term of that entry
+	Version   uint64            // last MVCC version the group assigned
+	ConfState *raftpb.ConfState // membership as of Index
+}
+
+// Encode returns the stored form: index, term, version (8 bytes each, BE),
+// then the ConfState in protobuf.
+func (a *AppliedState) Encode() ([]byte, error) {
+	buf := make([]byte, 24, 64)
+	binary.BigEndian.PutUint64(buf[0:], a.Index)
+	binary.BigEndian.PutUint64(buf[8:], a.Term)
+	binary.BigEndian.PutUint64(buf[16:], a.Version)
+	cs := a.ConfState
+	if cs == nil {
+		cs = &raftpb.ConfState{}
+	}
+	return proto.MarshalOptions{}.MarshalAppend(buf, cs)
+}
+
+// DecodeAppliedState parses the stored form of an AppliedState.
+func DecodeAppliedState(b []byte) (AppliedState, error) {
+	if len(b) < 24 {
+		return AppliedState{}, fmt.Errorf("storage: applied state is %d bytes, want at least 24", len(b))
+	}
+	a := AppliedState{
+		Index:     binary.BigEndian.Uint64(b[0:]),
+		Term:      binary.BigEndian.Uint64(b[8:]),
+		Version:   binary.BigEndian.Uint64(b[16:]),
+		ConfState: &raftpb.ConfState{},
+	}
+	if err := proto.Unmarshal(b[24:], a.ConfState); err != nil {
+		return AppliedState{}, fmt.Errorf("storage: applied state conf state: %w", err)
+	}
+	return a, nil
+}
+
+// LoadAppliedState reads the applied state of group from r. A group that has
+// applied nothing has the zero state and an empty ConfState.
+func LoadAppliedState(r pebble.Reader, group uint64) (AppliedState, error) {
+	v, err := getCopy(r, AppliedStateKey(group))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return AppliedState{ConfState: &raftpb.ConfState{}}, nil
+	}
+	if err != nil {
+		return AppliedState{}, err
+	}
+	return DecodeAppliedState(v)
+}
+
+// PutAppliedState stages a in w.
+func PutAppliedState(w pebble.Writer, group uint64, a AppliedState) error {
+	v, err := a.Encode()
+	if err != nil {
+		return err
+	}
+	return w.Set(AppliedStateKey(group), v, nil)
+}
+
+// RaftLog is the raft log and hard state of one group, stored in the
+// engine. It implements raft.Storage.
+//
+// Reads (the raft.Storage methods) may run on any goroutine. Writes are
+// staged into a caller's batch with the Stage* methods and become visible to
+// reads only when the caller, after committing that batch, calls Persisted.
+// One goroutine at a time may stage writes (the owner of the group).
+type RaftLog struct {
+	e     *Engine
+	group uint64
+
+	// snapshot builds the snapshot raft asks for; set by the group's owner.
+	snapshot func() (*raftpb.Snapshot, error)
+
+	mu struct {
+		sync.Mutex
+		truncIndex, truncTerm uint64 // the last entry removed from the log
+		last                  uint64 // index of the last entry (truncIndex if none)
+		lastTerm              uint64
+		hardState             *raftpb.HardState
+	}
+	// pending holds staged, uncommitted changes (owner goroutine only).
+	pending struct {
+		set                   bool
+		truncIndex, truncTerm uint64
+		last, lastTerm        uint64
+		hardState             *raftpb.HardState
+	}
+}
+
+var _ raft.Storage = (*RaftLog)(nil)
+
+// OpenRaftLog loads the raft state of group. snapshot is called when raft
+// needs a snapshot to send to a follower; it may be nil until SetSnapshotter.
+func OpenRaftLog(e *Engine, group uint64) (*RaftLog, error) {
+	l := &RaftLog{e: e, group: group}
+	r := e.db
+	if v, err := getCopy(r, TruncatedStateKey(group)); err == nil {
+		if len(v) != 16 {
+			return nil, fmt.Errorf("storage: group %d truncated state is %d bytes, want 16", group, len(v))
+		}
+		l.mu.truncIndex = binary.BigEndian.Uint64(v)
+		l.mu.truncTerm = binary.BigEndian.Uint64(v[8:])
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return nil, err
+	}
+	l.mu.last, l.mu.lastTerm = l.mu.truncIndex, l.mu.truncTerm
+	start, end := logSpan(group)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		return nil, err
+	}
+	if it.Last() {
+		_, idx, err := DecodeLogKey(it.Key())
+		if err != nil {
+			it.Close()
+			return nil, err
+		}
+		var ent raftpb.Entry
+		if err := proto.Unmarshal(it.Value(), &ent); err != nil {
+			it.Close()
+			return nil, fmt.Errorf("storage: group %d entry %d: %w", group, idx, err)
+		}
+		l.mu.last, l.mu.lastTerm = idx, ent.GetTerm()
+	}
+	if err := it.Close(); err != nil {
+		return nil, err
+	}
+	l.mu.hardState = &raftpb.HardState{}
+	if v, err := getCopy(r, HardStateKey(group)); err == nil {
+		if err := proto.Unmarshal(v, l.mu.hardState); err != nil {
+			return nil, fmt.Errorf("storage: group %d hard state: %w", group, err)
+		}
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return nil, err
+	}
+	l.resetPending()
+	return l, nil
+}
+
+// SetSnapshotter sets the function that builds snapshots for Snapshot.
+func (l *RaftLog) SetSnapshotter(f func() (*raftpb.Snapshot, error)) { l.snapshot = f }
+
+// Group returns the group ID.
+func (l *RaftLog) Group() uint64 { return l.group }
+
+// InitialState implements raft.Storage.
+func (l *RaftLog) InitialState() (*raftpb.HardState, *raftpb.ConfState, error) {
+	as, err := LoadAppliedState(l.e.db, l.group)
+	if err != nil {
+		return nil, nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return proto.Clone(l.mu.hardState).(*raftpb.HardState), as.ConfState, nil
+}
+
+// Entries implements raft.Storage.
+func (l *RaftLog) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
+	l.mu.Lock()
+	trunc, last := l.mu.truncIndex, l.mu.last
+	l.mu.Unlock()
+	if lo <= trunc {
+		return nil, raft.ErrCompacted
+	}
+	if hi > last+1 {
+		return nil, raft.ErrUnavailable
+	}
+	it, err := l.e.db.NewIter(&pebble.IterOptions{LowerBound: LogKey(l.group, lo), UpperBound: LogKey(l.group, hi)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	ents := make([]*raftpb.Entry, 0, min(hi-lo, 64))
+	var size uint64
+	next := lo
+	for valid := it.First(); valid; valid = it.Next() {
+		ent := &raftpb.Entry{}
+		if err := proto.Unmarshal(it.Value(), ent); err != nil {
+			return nil, fmt.Errorf("storage: group %d entry: %w", l.group, err)
+		}
+		if ent.GetIndex() != next {
+			// A concurrent truncation removed entries under us.
+			return nil, raft.ErrCompacted
+		}
+		size += uint64(proto.Size(ent))
+		if len(ents) > 0 && size > maxSize {
+			break
+		}
+		ents = append(ents, ent)
+		next++
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if len(ents) == 0 || (next < hi && size <= maxSize) {
+		// Entries below last must exist unless a truncation raced us.
+		l.mu.Lock()
+		trunc = l.mu.truncIndex
+		l.mu.Unlock()
+		if lo <= trunc {
+			return nil, raft.ErrCompacted
+		}
+		return nil, raft.ErrUnavailable
+	}
+	return ents, nil
+}
+
+// Term implements raft.Storage.
+func (l *RaftLog) Term(i uint64) (uint64, error) {
+	l.mu.Lock()
+	trunc, truncTerm, last, lastTerm := l.mu.truncIndex, l.mu.truncTerm, l.mu.last, l.mu.lastTerm
+	l.mu.Unlock()
+	switch {
+	case i == trunc:
+		return truncTerm, nil
+	case i < trunc:
+		return 0, raft.ErrCompacted
+	case i > last:
+		return 0, raft.ErrUnavailable
+	case i == last:
+		return lastTerm, nil
+	}
+	v, err := getCopy(l.e.db, LogKey(l.group, i))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, raft.ErrCompacted
+	}
+	if err != nil {
+		return 0, err
+	}
+	var ent raftpb.Entry
+	if err := proto.Unmarshal(v, &ent); err != nil {
+		return 0, fmt.Errorf("storage: group %d entry %d: %w", l.group, i, err)
+	}
+	return ent.GetTerm(), nil
+}
+
+// LastIndex implements raft.Storage.
+func (l *RaftLog) LastIndex() (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.last, nil
+}
+
+// FirstIndex implements raft.Storage.
+func (l *RaftLog) FirstIndex() (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.truncIndex + 1, nil
+}
+
+// Snapshot implements raft.Storage by calling the group's snapshotter.
+func (l *RaftLog) Snapshot() (*raftpb.Snapshot, error) {
+	if l.snapshot == nil {
+		return nil, raft.ErrSnapshotTemporarilyUnavailable
+	}
+	return l.snapshot()
+}
+
+// HardState returns the persisted hard state.
+func (l *RaftLog) HardState() *raftpb.HardState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return proto.Clone(l.mu.hardState).(*raftpb.HardState)
+}
+
+// Bounds returns the first and last index of the persisted log.
+func (l *RaftLog) Bounds() (first, last uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.truncIndex + 1, l.mu.last
+}
+
+func (l *RaftLog) resetPending() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending.set = false
+	l.pending.truncIndex, l.pending.truncTerm = l.mu.truncIndex, l.mu.truncTerm
+	l.pending.last, l.pending.lastTerm = l.mu.last, l.mu.lastTerm
+	l.pending.hardState = l.mu.hardState
+}
+
+// StageAppend stages ents, which must be contiguous, into b. Entries already
+// in the log at or after ents[0].Index are replaced: those beyond the new
+// last index are deleted, as raft requires when a leader overwrites a
+// follower's uncommitted tail.
+func (l *RaftLog) StageAppend(b *pebble.Batch, ents []*raftpb.Entry) error {
+	if len(ents) == 0 {
+		return nil
+	}
+	first := ents[0].GetIndex()
+	if first <= l.pending.truncIndex {
+		return fmt.Errorf("storage: group %d: append at %d below truncated index %d", l.group, first, l.pending.truncIndex)
+	}
+	if first > l.pending.last+1 {
+		return fmt.Errorf("storage: group %d: append at %d leaves a gap after %d", l.group, first, l.pending.last)
+	}
+	buf := make([]byte, 0, 256)
+	for _, ent := range ents {
+		var err error
+		buf, err = proto.MarshalOptions{}.MarshalAppend(buf[:0], ent)
+		if err != nil {
+			return err
+		}
+		if err := b.Set(LogKey(l.group, ent.GetIndex()), buf, nil); err != nil {
+			return err
+		}
+	}
+	newLast := ents[len(ents)-1].GetIndex()
+	if newLast < l.pending.last {
+		if err := b.DeleteRange(LogKey(l.group, newLast+1), LogKey(l.group, l.pending.last+1), nil); err != nil {
+			return err
+		}
+	}
+	l.pending.last, l.pending.lastTerm = newLast, ents[len(ents)-1].GetTerm()
+	l.pending.set = true
+	return nil
+}
+
+// StageHardState stages hs into b.
+func (l *RaftLog) StageHardState(b *pebble.Batch, hs *raftpb.HardState) error {
+	v, err := proto.Marshal(hs)
+	if err != nil {
+		return err
+	}
+	if err := b.Set(HardStateKey(l.group), v, nil); err != nil {
+		return err
+	}
+	l.pending.hardState = proto.Clone(hs).(*raftpb.HardState)
+	l.pending.set = true
+	return nil
+}
+
+func (l *RaftLog) stageTruncated(b *pebble.Batch, index, term uint64) error {
+	v := binary.BigEndian.AppendUint64(nil, index)
+	v = binary.BigEndian.AppendUint64(v, term)
+	if err := b.Set(TruncatedStateKey(l.group), v, nil); err != nil {
+		return err
+	}
+	l.pending.truncIndex, l.pending.truncTerm = index, term
+	l.pending.set = true
+	return nil
+}
+
+// StageSnapshot stages the log side of applying a snapshot at meta: the log
+// is emptied and starts after meta.Index. The state-machine side (data and
+// applied state) is the caller's.
+func (l *RaftLog) StageSnapshot(b *pebble.Batch, meta *raftpb.SnapshotMetadata) error {
+	start, end := logSpan(l.group)
+	if err := b.DeleteRange(start, end, nil); err != nil {
+		return err
+	}
+	if err := l.stageTruncated(b, meta.GetIndex(), meta.GetTerm()); err != nil {
+		return err
+	}
+	l.pending.last, l.pending.lastTerm = meta.GetIndex(), meta.GetTerm()
+	return nil
+}
+
+// StageTruncate stages removal of every entry up to and including index,
+// which must be in the log. Truncating at or below the current truncated
+// index is a no-op.
+func (l *RaftLog) StageTruncate(b *pebble.Batch, index uint64) error {
+	if index <= l.pending.truncIndex {
+		return nil
+	}
+	if index > l.pending.last {
+		return fmt.Errorf("storage: group %d: truncate at %d beyond last index %d", l.group, index, l.pending.last)
+	}
+	term, err := l.Term(index)
+	if err != nil {
+		return fmt.Errorf("storage: group %d: truncate at %d: %w", l.group, index, err)
+	}
+	if err := b.DeleteRange(LogKey(l.group, l.pending.truncIndex+1), LogKey(l.group, index+1), nil); err != nil {
+		return err
+	}
+	return l.stageTruncated(b, index, term)
+}
+
+// StageInitial stages the state of a group bootstrapped by configuration
+// rather than by raft: an empty log that starts after (index, term), a hard
+// state that has committed index, and an applied state at index with
+// membership cs. Every initial member stages the same, so they agree.
+func (l *RaftLog) StageInitial(b *pebble.Batch, index, term uint64, cs *raftpb.ConfState) error {
+	if err := l.StageSnapshot(b, &raftpb.SnapshotMetadata{Index: proto.Uint64(index), Term: proto.Uint64(term)}); err != nil {
+		return err
+	}
+	if err := l.StageHardState(b, &raftpb.HardState{Term: proto.Uint64(term), Commit: proto.Uint64(index), Vote: proto.Uint64(0)}); err != nil {
+		return err
+	}
+	return PutAppliedState(b, l.group, AppliedState{Index: index, Term: term, ConfState: cs})
+}
+
+// Persisted makes the staged changes visible to reads. Call it after the
+// batch holding them committed.
+func (l *RaftLog) Persisted() {
+	if !l.pending.set {
+		return
+	}
+	l.mu.Lock()
+	l.mu.truncIndex, l.mu.truncTerm = l.pending.truncIndex, l.pending.truncTerm
+	l.mu.last, l.mu.lastTerm = l.pending.last, l.pending.lastTerm
+	l.mu.hardState = l.pending.hardState
+	l.mu.Unlock()
+	l.pending.set = false
+}
+
+// Discard drops staged changes whose batch was not committed.
+func (l *RaftLog) Discard() { l.resetPending() }
+
+// Destroy stages removal of every raft-local key of the group.
+func (l *RaftLog) Destroy(b *pebble.Batch) error {
+	start, end := GroupRaftSpan(l.group)
+	return b.DeleteRange(start, end, nil)
+}
