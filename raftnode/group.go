@@ -1,0 +1,117 @@
+package raftnode
+
+import (
+	"sync"
+	"time"
+
+	"github.com/strata-kv/strata/storage"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// group is one replica of a raft group hosted on the node.
+type group struct {
+	id    uint64
+	spans []Span
+	log   *storage.RaftLog
+
+	// Loop-owned state: touched only by the loop goroutine (and by
+	// newGroup before the group is published).
+	applied       storage.AppliedState
+	lastApplyTerm uint64 // term of the last applied entry
+	inReady       bool   // between Ready and Advance
+
+	mu struct {
+		sync.Mutex
+		rn        *raft.RawNode
+		proposals map[uint64]*proposal
+		reads     readQueue
+		// appliedIndex mirrors applied.Index for readers waiting on it.
+		appliedIndex uint64
+		// snapIn holds received snapshots, by index, waiting for raft to
+		// hand them back in a Ready.
+		snapIn map[uint64]*inboundSnapshot
+		// snapOut holds Pebble snapshots built for raft, waiting to be sent.
+		snapOut []*outboundSnapshot
+		removed bool
+	}
+}
+
+// proposal is a command waiting for its result.
+type proposal struct {
+	id   uint64
+	term uint64 // the term the leader proposed it in
+	ch   chan proposalResult
+}
+
+type proposalResult struct {
+	res Result
+	err error
+}
+
+// readQueue batches ReadIndex requests: every read that arrives while one
+// ReadIndex round is in flight joins the next round.
+type readQueue struct {
+	next     []chan error // waiting for a round to start
+	inflight *readRound   // the round raft is working on
+	ready    []*readRound // rounds with a known index, waiting for apply
+}
+
+type readRound struct {
+	ctx     uint64
+	index   uint64
+	started time.Time
+	waiters []chan error
+}
+
+// leaderLocked returns whether the replica leads, the leader it knows
+// (0 if none) and the current term.
+func (g *group) leaderLocked() (leader bool, lead, term uint64) {
+	st := g.mu.rn.BasicStatus()
+	return st.RaftState == raft.StateLeader, st.Lead, st.GetTerm()
+}
+
+// isMember reports whether node is in cs in any role.
+func isMember(cs *raftpb.ConfState, node uint64) bool {
+	for _, ids := range [][]uint64{cs.GetVoters(), cs.GetLearners(), cs.GetVotersOutgoing(), cs.GetLearnersNext()} {
+		for _, id := range ids {
+			if id == node {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// failProposalsBefore fails, with ErrProposalDropped, every proposal of a
+// term below term: an entry of term has been applied, so no entry of an
+// earlier term can still commit after it. Called with g.mu held.
+func (g *group) failProposalsBeforeLocked(term uint64) {
+	for id, p := range g.mu.proposals {
+		if p.term < term {
+			p.ch <- proposalResult{err: ErrProposalDropped}
+			delete(g.mu.proposals, id)
+		}
+	}
+}
+
+// failReadsLocked fails every waiting read with err.
+func (g *group) failReadsLocked(err error) {
+	q := &g.mu.reads
+	for _, w := range q.next {
+		w <- err
+	}
+	q.next = nil
+	if q.inflight != nil {
+		for _, w := range q.inflight.waiters {
+			w <- err
+		}
+		q.inflight = nil
+	}
+	for _, r := range q.ready {
+		for _, w := range r.waiters {
+			w <- err
+		}
+	}
+	q.ready = nil
+}

@@ -1,0 +1,416 @@
+package raftnode
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/strata-kv/strata/storage"
+	"github.com/strata-kv/strata/transport"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// loop is the scheduler: it owns every group's Ready/Advance cycle.
+func (n *Node) loop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.work:
+		}
+		if err := n.cycle(); err != nil {
+			n.fail(err)
+			return
+		}
+	}
+}
+
+// ready is one group's Ready taken in a cycle.
+type ready struct {
+	g    *group
+	rd   raft.Ready
+	snap *inboundSnapshot // data of rd.Snapshot, if any
+	// delivered results, sent after the apply batch commits
+	results []delivery
+	removed bool // the group's conf change removed this node
+}
+
+type delivery struct {
+	p *proposal
+	r proposalResult
+}
+
+// cycle runs one round of the loop over every group with a Ready:
+// persist all (one batch, one fsync), send, apply all (one batch), advance.
+func (n *Node) cycle() error {
+	n.mu.RLock()
+	groups := make([]*group, 0, len(n.mu.groups))
+	for _, g := range n.mu.groups {
+		groups = append(groups, g)
+	}
+	n.mu.RUnlock()
+
+	var rds []*ready
+	for _, g := range groups {
+		g.mu.Lock()
+		if !g.mu.removed && g.mu.rn.HasReady() {
+			r := &ready{g: g, rd: g.mu.rn.Ready()}
+			if !raft.IsEmptySnap(r.rd.Snapshot) {
+				idx := r.rd.Snapshot.GetMetadata().GetIndex()
+				r.snap = g.mu.snapIn[idx]
+				for i := range g.mu.snapIn {
+					if i <= idx {
+						delete(g.mu.snapIn, i)
+					}
+				}
+			}
+			if ss := r.rd.SoftState; ss != nil && ss.RaftState != raft.StateLeader {
+				g.failReadsLocked(&NotLeaderError{Group: g.id, Leader: ss.Lead})
+			}
+			rds = append(rds, r)
+		}
+		g.mu.Unlock()
+	}
+	if len(rds) == 0 {
+		return nil
+	}
+	n.stats.cycles.Add(1)
+
+	if err := n.persist(rds); err != nil {
+		return err
+	}
+	n.send(rds)
+	if err := n.apply(rds); err != nil {
+		return err
+	}
+
+	more := false
+	for _, r := range rds {
+		g := r.g
+		g.mu.Lock()
+		for _, rs := range r.rd.ReadStates {
+			n.readStateLocked(g, rs)
+		}
+		n.releaseReadsLocked(g)
+		g.mu.rn.Advance(r.rd)
+		if r.removed {
+			g.mu.removed = true
+		}
+		more = more || g.mu.rn.HasReady()
+		g.mu.Unlock()
+		for _, d := range r.results {
+			d.p.ch <- d.r
+		}
+		if r.removed {
+			if err := n.destroyGroup(g); err != nil {
+				return err
+			}
+		}
+	}
+	if err := n.truncate(rds); err != nil {
+		return err
+	}
+	if more {
+		n.signal()
+	}
+	return nil
+}
+
+// persist writes the snapshots, entries and hard states of all Readies in
+// one batch, with one fsync if any of them needs it.
+func (n *Node) persist(rds []*ready) error {
+	b := n.eng.NewBatch()
+	defer b.Close()
+	sync := false
+	var groupsPersisted, entries int64
+	for _, r := range rds {
+		rd, l := &r.rd, r.g.log
+		touched := false
+		if !raft.IsEmptySnap(rd.Snapshot) {
+			if err := n.stageSnapshot(b, r); err != nil {
+				return err
+			}
+			touched = true
+		}
+		if len(rd.Entries) > 0 {
+			if err := l.StageAppend(b, rd.Entries); err != nil {
+				return err
+			}
+			entries += int64(len(rd.Entries))
+			touched = true
+		}
+		if !raft.IsEmptyHardState(rd.HardState) {
+			if err := l.StageHardState(b, rd.HardState); err != nil {
+				return err
+			}
+			touched = true
+		}
+		if touched {
+			groupsPersisted++
+		}
+		sync = sync || rd.MustSync
+	}
+	if b.Empty() {
+		return nil
+	}
+	if err := n.eng.Commit(b, sync); err != nil {
+		for _, r := range rds {
+			r.g.log.Discard()
+		}
+		return err
+	}
+	if sync {
+		n.stats.syncs.Add(1)
+	}
+	n.stats.groupsPersisted.Add(groupsPersisted)
+	n.stats.entriesSynced.Add(entries)
+	for old := n.stats.maxBatchGroups.Load(); groupsPersisted > old; old = n.stats.maxBatchGroups.Load() {
+		if n.stats.maxBatchGroups.CompareAndSwap(old, groupsPersisted) {
+			break
+		}
+	}
+	for _, r := range rds {
+		r.g.log.Persisted()
+		if !raft.IsEmptySnap(r.rd.Snapshot) {
+			n.snapshotApplied(r)
+		}
+	}
+	return nil
+}
+
+// send hands the Readies' messages to the transport; snapshots go on their
+// own goroutines.
+func (n *Node) send(rds []*ready) {
+	var envs []transport.Envelope
+	for _, r := range rds {
+		for _, m := range r.rd.Messages {
+			if m.GetType() == raftpb.MsgSnap {
+				n.startSnapshotSend(r.g, m)
+				continue
+			}
+			envs = append(envs, transport.Envelope{Group: r.g.id, Msg: m})
+		}
+	}
+	if len(envs) > 0 && n.tr != nil {
+		n.tr.Send(envs)
+	}
+}
+
+// apply applies the committed entries of all Readies in one batch.
+func (n *Node) apply(rds []*ready) error {
+	b := n.eng.NewIndexedBatch()
+	defer b.Close()
+	for _, r := range rds {
+		if len(r.rd.CommittedEntries) == 0 {
+			continue
+		}
+		if err := n.applyEntries(b, r); err != nil {
+			return err
+		}
+		if err := storage.PutAppliedState(b, r.g.id, r.g.applied); err != nil {
+			return err
+		}
+	}
+	if b.Empty() {
+		return nil
+	}
+	// Not synced: the entries are durable in the raft log, and a restart
+	// re-applies what the applied state does not cover.
+	if err := n.eng.Commit(b, false); err != nil {
+		return err
+	}
+	for _, r := range rds {
+		if len(r.rd.CommittedEntries) == 0 {
+			continue
+		}
+		r.g.mu.Lock()
+		r.g.mu.appliedIndex = r.g.applied.Index
+		r.g.mu.Unlock()
+	}
+	return nil
+}
+
+func (n *Node) applyEntries(b *pebble.Batch, r *ready) error {
+	g := r.g
+	for _, e := range r.rd.CommittedEntries {
+		if e.GetIndex() <= g.applied.Index {
+			continue
+		}
+		if t := e.GetTerm(); t > g.lastApplyTerm {
+			g.mu.Lock()
+			g.failProposalsBeforeLocked(t)
+			g.mu.Unlock()
+			g.lastApplyTerm = t
+		}
+		var (
+			id  uint64
+			res Result
+		)
+		switch e.GetType() {
+		case raftpb.EntryNormal:
+			data := e.GetData()
+			if len(data) == 0 {
+				break // a new leader's empty entry
+			}
+			if len(data) < 8 {
+				return fmt.Errorf("raftnode: group %d entry %d: %d-byte payload has no proposal ID", g.id, e.GetIndex(), len(data))
+			}
+			id = binary.BigEndian.Uint64(data)
+			version := g.applied.Version + 1
+			var err error
+			res, err = n.sm.Apply(b, g.id, e.GetIndex(), version, data[8:])
+			if err != nil {
+				return fmt.Errorf("raftnode: group %d apply %d: %w", g.id, e.GetIndex(), err)
+			}
+			g.applied.Version = version
+		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
+			cc, ctx, err := decodeConfChange(e)
+			if err != nil {
+				return fmt.Errorf("raftnode: group %d entry %d: %w", g.id, e.GetIndex(), err)
+			}
+			g.mu.Lock()
+			cs := g.mu.rn.ApplyConfChange(cc)
+			g.mu.Unlock()
+			g.applied.ConfState = cs
+			if len(ctx) == 8 {
+				id = binary.BigEndian.Uint64(ctx)
+			}
+			if !isMember(cs, n.cfg.NodeID) {
+				r.removed = true
+			}
+		}
+		g.applied.Index, g.applied.Term = e.GetIndex(), e.GetTerm()
+		n.stats.applied.Add(1)
+		if id != 0 {
+			g.mu.Lock()
+			if p := g.mu.proposals[id]; p != nil {
+				delete(g.mu.proposals, id)
+				r.results = append(r.results, delivery{p: p, r: proposalResult{res: res}})
+			}
+			g.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+func decodeConfChange(e *raftpb.Entry) (raftpb.ConfChangeI, []byte, error) {
+	if e.GetType() == raftpb.EntryConfChange {
+		var cc raftpb.ConfChange
+		if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+			return nil, nil, err
+		}
+		return &cc, cc.GetContext(), nil
+	}
+	var cc raftpb.ConfChangeV2
+	if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+		return nil, nil, err
+	}
+	return &cc, cc.GetContext(), nil
+}
+
+// readStateLocked records the index raft answered a ReadIndex round with.
+func (n *Node) readStateLocked(g *group, rs raft.ReadState) {
+	q := &g.mu.reads
+	if q.inflight == nil || len(rs.RequestCtx) != 8 || binary.BigEndian.Uint64(rs.RequestCtx) != q.inflight.ctx {
+		return // a round that was retried or failed meanwhile
+	}
+	q.inflight.index = rs.Index
+	q.ready = append(q.ready, q.inflight)
+	q.inflight = nil
+	if len(q.next) > 0 {
+		n.startReadRoundLocked(g)
+	}
+}
+
+// releaseReadsLocked answers the reads whose index has been applied.
+func (n *Node) releaseReadsLocked(g *group) {
+	q := &g.mu.reads
+	keep := q.ready[:0]
+	for _, r := range q.ready {
+		if r.index <= g.mu.appliedIndex {
+			for _, w := range r.waiters {
+				w <- nil
+			}
+			continue
+		}
+		keep = append(keep, r)
+	}
+	clear(q.ready[len(keep):])
+	q.ready = keep
+}
+
+// truncate removes applied entries from logs that grew past twice
+// LogRetain, keeping the last LogRetain.
+func (n *Node) truncate(rds []*ready) error {
+	var b *pebble.Batch
+	var truncated []*group
+	for _, r := range rds {
+		if r.removed {
+			continue
+		}
+		first, _ := r.g.log.Bounds()
+		applied := r.g.applied.Index
+		if applied < first+2*n.cfg.LogRetain {
+			continue
+		}
+		if b == nil {
+			b = n.eng.NewBatch()
+			defer b.Close()
+		}
+		if err := r.g.log.StageTruncate(b, applied-n.cfg.LogRetain); err != nil {
+			return err
+		}
+		truncated = append(truncated, r.g)
+	}
+	if b == nil {
+		return nil
+	}
+	// Not synced: the WAL is ordered, so the truncation cannot become
+	// durable without the apply batches before it.
+	if err := n.eng.Commit(b, false); err != nil {
+		return err
+	}
+	for _, g := range truncated {
+		g.log.Persisted()
+		n.stats.truncations.Add(1)
+	}
+	return nil
+}
+
+// destroyGroup drops a group this node was removed from, with its data.
+func (n *Node) destroyGroup(g *group) error {
+	n.mu.Lock()
+	delete(n.mu.groups, g.id)
+	n.mu.Unlock()
+	g.mu.Lock()
+	for id, p := range g.mu.proposals {
+		p.ch <- proposalResult{err: fmt.Errorf("%w: replica removed", ErrAmbiguous)}
+		delete(g.mu.proposals, id)
+	}
+	g.failReadsLocked(&NotLeaderError{Group: g.id})
+	for _, s := range g.mu.snapOut {
+		s.release()
+	}
+	g.mu.snapOut = nil
+	g.mu.Unlock()
+	b := n.eng.NewBatch()
+	defer b.Close()
+	if err := g.log.Destroy(b); err != nil {
+		return err
+	}
+	for _, s := range g.spans {
+		if err := b.DeleteRange(s.Start, s.End, nil); err != nil {
+			return err
+		}
+	}
+	if err := n.eng.Commit(b, true); err != nil {
+		return err
+	}
+	if f := n.cfg.OnGroupRemoved; f != nil {
+		f(g.id)
+	}
+	return nil
+}

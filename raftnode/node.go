@@ -1,0 +1,609 @@
+package raftnode
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-kv/strata/storage"
+	"github.com/strata-kv/strata/transport"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// Initial log position of a group bootstrapped from configuration. Raft's
+// own bootstrap starts at 1; starting later leaves room below and makes a
+// bootstrapped group distinguishable from an empty one.
+const (
+	initialIndex = 10
+	initialTerm  = 5
+)
+
+// Node hosts the raft groups of one node.
+type Node struct {
+	cfg Config
+	eng *storage.Engine
+	sm  StateMachine
+
+	// tr is set by Start; nil means no network (single node).
+	tr transport.Transport
+
+	nextID atomic.Uint64 // proposal and read-round IDs
+
+	// forward serves requests forwarded by other nodes.
+	forward atomic.Pointer[func(context.Context, []byte) ([]byte, error)]
+
+	mu struct {
+		sync.RWMutex
+		groups map[uint64]*group
+	}
+
+	work    chan struct{} // signals the loop; capacity 1
+	stop    chan struct{} // closed by Close
+	stopped chan struct{} // closed when the node stopped for any reason
+	stopErr atomic.Pointer[error]
+
+	stopOnce sync.Once
+	wg       sync.WaitGroup // the loop, the ticker, snapshot senders
+
+	stats stats
+}
+
+// New creates a node. Groups are added with CreateGroup; Start begins
+// driving them.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.ensureDefaults(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:     cfg,
+		eng:     cfg.Engine,
+		sm:      cfg.StateMachine,
+		work:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	n.mu.groups = make(map[uint64]*group)
+	// IDs only need to be unique among this node's outstanding proposals
+	// and reads; a random start keeps them unique across restarts too.
+	n.nextID.Store(rand.Uint64() >> 1)
+	n.eng.OnStop(func(err error) { n.fail(err) })
+	return n, nil
+}
+
+// Start begins the loop and the ticker. tr may be nil for a node without
+// peers.
+func (n *Node) Start(tr transport.Transport) {
+	n.tr = tr
+	n.wg.Add(2)
+	go n.loop()
+	go n.ticker()
+}
+
+// ID returns the node ID.
+func (n *Node) ID() uint64 { return n.cfg.NodeID }
+
+// Engine returns the node's storage engine.
+func (n *Node) Engine() *storage.Engine { return n.eng }
+
+// Close stops the node and waits for its goroutines. Waiting calls fail
+// with ErrStopped. It does not close the engine or the transport.
+func (n *Node) Close() error {
+	n.fail(ErrStopped)
+	n.wg.Wait()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, g := range n.mu.groups {
+		g.mu.Lock()
+		for _, s := range g.mu.snapOut {
+			s.release()
+		}
+		g.mu.snapOut = nil
+		g.mu.Unlock()
+	}
+	return nil
+}
+
+// Err returns why the node stopped, or nil while it runs.
+func (n *Node) Err() error {
+	if p := n.stopErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Done is closed when the node stops.
+func (n *Node) Done() <-chan struct{} { return n.stopped }
+
+// fail stops the node with cause. The first cause wins.
+func (n *Node) fail(cause error) {
+	n.stopOnce.Do(func() {
+		n.stopErr.Store(&cause)
+		close(n.stop)
+		close(n.stopped)
+		if !errors.Is(cause, ErrStopped) && n.cfg.OnStop != nil {
+			n.cfg.OnStop(cause)
+		}
+		n.mu.RLock()
+		defer n.mu.RUnlock()
+		for _, g := range n.mu.groups {
+			g.mu.Lock()
+			for id, p := range g.mu.proposals {
+				p.ch <- proposalResult{err: fmt.Errorf("%w: %w", ErrAmbiguous, stoppedErr(cause))}
+				delete(g.mu.proposals, id)
+			}
+			g.failReadsLocked(stoppedErr(cause))
+			g.mu.Unlock()
+		}
+	})
+}
+
+func stoppedErr(cause error) error {
+	if errors.Is(cause, ErrStopped) {
+		return ErrStopped
+	}
+	return fmt.Errorf("%w: %w", ErrStopped, cause)
+}
+
+func (n *Node) signal() {
+	select {
+	case n.work <- struct{}{}:
+	default:
+	}
+}
+
+func (n *Node) group(id uint64) (*group, error) {
+	n.mu.RLock()
+	g := n.mu.groups[id]
+	n.mu.RUnlock()
+	if g == nil {
+		return nil, fmt.Errorf("%w %d", ErrUnknownGroup, id)
+	}
+	return g, nil
+}
+
+// Groups returns the IDs of the hosted groups in ascending order.
+func (n *Node) Groups() []uint64 {
+	n.mu.RLock()
+	ids := make([]uint64, 0, len(n.mu.groups))
+	for id := range n.mu.groups {
+		ids = append(ids, id)
+	}
+	n.mu.RUnlock()
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+// CreateGroup starts hosting a replica of a group, recovering its state
+// from storage, bootstrapping it from cfg.Peers when it has none, or
+// starting it empty to be filled by a snapshot.
+func (n *Node) CreateGroup(cfg GroupConfig) error {
+	if cfg.ID == 0 {
+		return errors.New("raftnode: group ID must be > 0")
+	}
+	if err := n.Err(); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.mu.groups[cfg.ID]; ok {
+		return fmt.Errorf("%w: %d", ErrGroupExists, cfg.ID)
+	}
+	rl, err := storage.OpenRaftLog(n.eng, cfg.ID)
+	if err != nil {
+		return err
+	}
+	applied, err := storage.LoadAppliedState(n.eng.DB(), cfg.ID)
+	if err != nil {
+		return err
+	}
+	first, last := rl.Bounds()
+	fresh := last == 0 && first == 1 && raft.IsEmptyHardState(rl.HardState())
+	bootstrapped := false
+	if fresh && len(cfg.Peers) > 0 {
+		cs := &raftpb.ConfState{Voters: append([]uint64(nil), cfg.Peers...)}
+		b := n.eng.NewBatch()
+		if err := rl.StageInitial(b, initialIndex, initialTerm, cs); err != nil {
+			b.Close()
+			return err
+		}
+		if err := n.eng.Commit(b, true); err != nil {
+			b.Close()
+			rl.Discard()
+			return err
+		}
+		b.Close()
+		rl.Persisted()
+		applied = storage.AppliedState{Index: initialIndex, Term: initialTerm, ConfState: cs}
+		bootstrapped = true
+	}
+	g := &group{id: cfg.ID, spans: cfg.Spans, log: rl, applied: applied, lastApplyTerm: applied.Term}
+	rl.SetSnapshotter(func() (*raftpb.Snapshot, error) { return n.buildSnapshot(g) })
+	readOnly := raft.ReadOnlySafe
+	if n.cfg.LeaseReads {
+		readOnly = raft.ReadOnlyLeaseBased
+	}
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:                        n.cfg.NodeID,
+		ElectionTick:              n.cfg.ElectionTicks,
+		HeartbeatTick:             n.cfg.HeartbeatTicks,
+		Storage:                   rl,
+		Applied:                   applied.Index,
+		MaxSizePerMsg:             n.cfg.MaxSizePerMsg,
+		MaxCommittedSizePerReady:  64 << 20,
+		MaxUncommittedEntriesSize: 256 << 20,
+		MaxInflightMsgs:           n.cfg.MaxInflightMsgs,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		ReadOnlyOption:            readOnly,
+		DisableProposalForwarding: true,
+		StepDownOnRemoval:         true,
+		Logger:                    n.cfg.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("raftnode: group %d: %w", cfg.ID, err)
+	}
+	g.mu.rn = rn
+	g.mu.proposals = make(map[uint64]*proposal)
+	g.mu.snapIn = make(map[uint64]*inboundSnapshot)
+	g.mu.appliedIndex = applied.Index
+	// A freshly bootstrapped group campaigns at once on one chosen member,
+	// spreading the first leaders over the nodes instead of waiting for an
+	// election timeout.
+	if bootstrapped && cfg.Peers[int(cfg.ID%uint64(len(cfg.Peers)))] == n.cfg.NodeID {
+		if err := rn.Campaign(); err != nil {
+			return err
+		}
+	}
+	n.mu.groups[cfg.ID] = g
+	n.signal()
+	return nil
+}
+
+// encodeProposal prefixes cmd with the proposal ID.
+func encodeProposal(id uint64, cmd []byte) []byte {
+	data := make([]byte, 8+len(cmd))
+	binary.BigEndian.PutUint64(data, id)
+	copy(data[8:], cmd)
+	return data
+}
+
+// Propose replicates cmd in group and returns its Result once applied.
+// It fails with *NotLeaderError on a follower, ErrProposalDropped when the
+// command certainly will not apply, and ErrAmbiguous when ctx ends first.
+func (n *Node) Propose(ctx context.Context, groupID uint64, cmd []byte) (Result, error) {
+	return n.propose(ctx, groupID, func(rn *raft.RawNode, id uint64) error {
+		return rn.Propose(encodeProposal(id, cmd))
+	})
+}
+
+// ChangeMembership proposes a membership change and waits until it applied.
+func (n *Node) ChangeMembership(ctx context.Context, groupID uint64, cc *raftpb.ConfChangeV2) error {
+	_, err := n.propose(ctx, groupID, func(rn *raft.RawNode, id uint64) error {
+		c := proto.Clone(cc).(*raftpb.ConfChangeV2)
+		c.Context = binary.BigEndian.AppendUint64(nil, id)
+		return rn.ProposeConfChange(c)
+	})
+	return err
+}
+
+// AddLearner adds node as a non-voting member of group.
+func (n *Node) AddLearner(ctx context.Context, groupID, node uint64) error {
+	return n.ChangeMembership(ctx, groupID, simpleChange(raftpb.ConfChangeAddLearnerNode, node))
+}
+
+// PromoteVoter makes node, a learner of group, a voter.
+func (n *Node) PromoteVoter(ctx context.Context, groupID, node uint64) error {
+	return n.ChangeMembership(ctx, groupID, simpleChange(raftpb.ConfChangeAddNode, node))
+}
+
+// RemoveMember removes node from group.
+func (n *Node) RemoveMember(ctx context.Context, groupID, node uint64) error {
+	return n.ChangeMembership(ctx, groupID, simpleChange(raftpb.ConfChangeRemoveNode, node))
+}
+
+func simpleChange(t raftpb.ConfChangeType, node uint64) *raftpb.ConfChangeV2 {
+	return &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: t.Enum(), NodeId: proto.Uint64(node)}}}
+}
+
+func (n *Node) propose(ctx context.Context, groupID uint64, do func(*raft.RawNode, uint64) error) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	if err := n.Err(); err != nil {
+		return Result{}, stoppedErr(err)
+	}
+	g, err := n.group(groupID)
+	if err != nil {
+		return Result{}, err
+	}
+	p := &proposal{id: n.nextID.Add(1), ch: make(chan proposalResult, 1)}
+	g.mu.Lock()
+	leader, lead, term := g.leaderLocked()
+	if !leader {
+		g.mu.Unlock()
+		return Result{}, &NotLeaderError{Group: groupID, Leader: lead}
+	}
+	p.term = term
+	if err := do(g.mu.rn, p.id); err != nil {
+		g.mu.Unlock()
+		if errors.Is(err, raft.ErrProposalDropped) {
+			return Result{}, ErrProposalDropped
+		}
+		return Result{}, err
+	}
+	g.mu.proposals[p.id] = p
+	g.mu.Unlock()
+	n.stats.proposals.Add(1)
+	n.signal()
+
+	select {
+	case r := <-p.ch:
+		return r.res, r.err
+	case <-ctx.Done():
+		g.mu.Lock()
+		delete(g.mu.proposals, p.id)
+		g.mu.Unlock()
+		// The loop may have delivered the result meanwhile.
+		select {
+		case r := <-p.ch:
+			return r.res, r.err
+		default:
+		}
+		return Result{}, fmt.Errorf("%w: %w", ErrAmbiguous, ctx.Err())
+	}
+}
+
+// ReadIndex returns once the local replica of group, which must be the
+// leader, has applied everything committed before the call: a read of the
+// group's state after it is linearizable. Concurrent calls share one
+// ReadIndex round.
+func (n *Node) ReadIndex(ctx context.Context, groupID uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := n.Err(); err != nil {
+		return stoppedErr(err)
+	}
+	g, err := n.group(groupID)
+	if err != nil {
+		return err
+	}
+	ch := make(chan error, 1)
+	g.mu.Lock()
+	if leader, lead, _ := g.leaderLocked(); !leader {
+		g.mu.Unlock()
+		return &NotLeaderError{Group: groupID, Leader: lead}
+	}
+	g.mu.reads.next = append(g.mu.reads.next, ch)
+	if g.mu.reads.inflight == nil {
+		n.startReadRoundLocked(g)
+	}
+	g.mu.Unlock()
+	n.stats.reads.Add(1)
+	n.signal()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		// The waiter stays queued; its buffered channel absorbs the answer.
+		return ctx.Err()
+	}
+}
+
+// startReadRoundLocked moves the queued reads into a new ReadIndex round.
+func (n *Node) startReadRoundLocked(g *group) {
+	r := &readRound{ctx: n.nextID.Add(1), started: time.Now(), waiters: g.mu.reads.next}
+	g.mu.reads.next = nil
+	g.mu.reads.inflight = r
+	g.mu.rn.ReadIndex(binary.BigEndian.AppendUint64(nil, r.ctx))
+	n.stats.readRounds.Add(1)
+}
+
+// TransferLeader asks the leader of group to hand leadership to node. It
+// returns at once; watch Status for the outcome.
+func (n *Node) TransferLeader(groupID, to uint64) error {
+	g, err := n.group(groupID)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if leader, lead, _ := g.leaderLocked(); !leader {
+		return &NotLeaderError{Group: groupID, Leader: lead}
+	}
+	g.mu.rn.TransferLeader(to)
+	n.signal()
+	return nil
+}
+
+// Campaign makes the local replica of group start an election.
+func (n *Node) Campaign(groupID uint64) error {
+	g, err := n.group(groupID)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	defer n.signal()
+	return g.mu.rn.Campaign()
+}
+
+// GroupStatus is a summary of the local replica of a group.
+type GroupStatus struct {
+	ID         uint64
+	Leader     uint64 // 0 if unknown
+	IsLeader   bool
+	Term       uint64
+	Commit     uint64
+	Applied    uint64
+	FirstIndex uint64 // first entry still in the log
+	LastIndex  uint64
+	Voters     []uint64
+	Learners   []uint64
+	Progress   map[uint64]uint64 // on the leader: each member's match index
+}
+
+// Status returns the status of the local replica of group.
+func (n *Node) Status(groupID uint64) (GroupStatus, error) {
+	g, err := n.group(groupID)
+	if err != nil {
+		return GroupStatus{}, err
+	}
+	g.mu.Lock()
+	st := g.mu.rn.Status()
+	applied := g.mu.appliedIndex
+	g.mu.Unlock()
+	first, last := g.log.Bounds()
+	gs := GroupStatus{
+		ID: groupID, Leader: st.Lead, IsLeader: st.RaftState == raft.StateLeader,
+		Term: st.GetTerm(), Commit: st.GetCommit(), Applied: applied, FirstIndex: first, LastIndex: last,
+	}
+	gs.Voters = st.Config.Voters[0].Slice()
+	for id := range st.Config.Learners {
+		gs.Learners = append(gs.Learners, id)
+	}
+	sort.Slice(gs.Learners, func(i, j int) bool { return gs.Learners[i] < gs.Learners[j] })
+	if gs.IsLeader {
+		gs.Progress = make(map[uint64]uint64, len(st.Progress))
+		for id, pr := range st.Progress {
+			gs.Progress[id] = pr.Match
+		}
+	}
+	return gs, nil
+}
+
+// Leader returns the leader of group as the local replica knows it (0 if
+// unknown) and whether it is this node.
+func (n *Node) Leader(groupID uint64) (uint64, bool, error) {
+	g, err := n.group(groupID)
+	if err != nil {
+		return 0, false, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	leader, lead, _ := g.leaderLocked()
+	return lead, leader, nil
+}
+
+// AppliedIndex returns the applied index of the local replica of group.
+func (n *Node) AppliedIndex(groupID uint64) (uint64, error) {
+	g, err := n.group(groupID)
+	if err != nil {
+		return 0, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mu.appliedIndex, nil
+}
+
+func (n *Node) ticker() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		n.mu.RLock()
+		for _, g := range n.mu.groups {
+			g.mu.Lock()
+			g.mu.rn.Tick()
+			n.retryStaleReadLocked(g)
+			g.mu.Unlock()
+		}
+		n.mu.RUnlock()
+		n.signal()
+	}
+}
+
+// retryStaleReadLocked restarts a ReadIndex round that raft dropped (its
+// messages were lost or leadership moved): after an election timeout the
+// round's waiters join a fresh one.
+func (n *Node) retryStaleReadLocked(g *group) {
+	r := g.mu.reads.inflight
+	if r == nil {
+		return
+	}
+	if leader, lead, _ := g.leaderLocked(); !leader {
+		g.failReadsLocked(&NotLeaderError{Group: g.id, Leader: lead})
+		return
+	}
+	if time.Since(r.started) < time.Duration(n.cfg.ElectionTicks)*n.cfg.TickInterval {
+		return
+	}
+	g.mu.reads.next = append(r.waiters, g.mu.reads.next...)
+	g.mu.reads.inflight = nil
+	n.startReadRoundLocked(g)
+}
+
+// Transport handler.
+
+var _ transport.Handler = (*Node)(nil)
+
+// HandleMessages steps inbound raft messages into their groups. A message
+// for a group the node does not host is dropped and counted.
+func (n *Node) HandleMessages(from uint64, envs []transport.Envelope) {
+	if n.Err() != nil {
+		return
+	}
+	for _, env := range envs {
+		g, err := n.group(env.Group)
+		if err != nil {
+			n.stats.unknownGroup.Add(1)
+			continue
+		}
+		g.mu.Lock()
+		if !g.mu.removed {
+			// Step fails only for messages raft ignores (e.g. from a
+			// removed peer, or a local message type); drop them.
+			_ = g.mu.rn.Step(env.Msg)
+		}
+		g.mu.Unlock()
+	}
+	n.signal()
+}
+
+// ReportUnreachable tells every group that peer is unreachable, so raft
+// stops pipelining appends to it.
+func (n *Node) ReportUnreachable(peer uint64) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	for _, g := range n.mu.groups {
+		g.mu.Lock()
+		g.mu.rn.ReportUnreachable(peer)
+		g.mu.Unlock()
+	}
+}
+
+// HandleForward is set by the layer above to serve forwarded requests.
+func (n *Node) HandleForward(ctx context.Context, req []byte) ([]byte, error) {
+	h := n.forward.Load()
+	if h == nil {
+		return nil, errors.New("raftnode: no forward handler")
+	}
+	return (*h)(ctx, req)
+}
+
+// SetForwardHandler sets the function that serves requests forwarded by
+// other nodes.
+func (n *Node) SetForwardHandler(h func(context.Context, []byte) ([]byte, error)) {
+	n.forward.Store(&h)
+}
+
+// Forward sends req to node to, which serves it with its forward handler.
+func (n *Node) Forward(ctx context.Context, to uint64, req []byte) ([]byte, error) {
+	if n.tr == nil {
+		return nil, fmt.Errorf("raftnode: no transport to reach node %d", to)
+	}
+	return n.tr.Forward(ctx, to, req)
+}
