@@ -1,0 +1,409 @@
+package strata
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/strata-kv/strata/mvcc"
+	"github.com/strata-kv/strata/raftnode"
+	"github.com/strata-kv/strata/shard"
+	"github.com/strata-kv/strata/statemachine"
+	"github.com/strata-kv/strata/storage"
+	"github.com/strata-kv/strata/transport"
+)
+
+// Store-local metadata keys.
+var (
+	bootstrappedKey = storage.MetaKey("bootstrapped")
+	nodeIDKey       = storage.MetaKey("node-id")
+	replicasKey     = storage.MetaKey("replicas")
+)
+
+// DB is a Strata node. It is safe for concurrent use.
+type DB struct {
+	opts   Options
+	eng    *storage.Engine
+	node   *raftnode.Node
+	tr     *transport.GRPC // nil for a single node without peers
+	router *shard.Router
+
+	mu struct {
+		sync.Mutex
+		closed bool
+	}
+	ops     sync.WaitGroup // calls in flight; Close waits for them
+	closing chan struct{}
+	bg      sync.WaitGroup // background goroutines (GC)
+}
+
+// Open opens the node in opts.Dir, creating and bootstrapping it if the
+// directory is new.
+func Open(opts Options) (*DB, error) {
+	if err := opts.ensureDefaults(); err != nil {
+		return nil, err
+	}
+	eng, err := storage.Open(storage.Options{Dir: opts.Dir, FS: opts.FS})
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{opts: opts, eng: eng, closing: make(chan struct{})}
+	if err := db.open(); err != nil {
+		db.shutdown()
+		return nil, err
+	}
+	return db, nil
+}
+
+func (db *DB) open() error {
+	if err := db.checkNodeID(); err != nil {
+		return err
+	}
+	node, err := raftnode.New(raftnode.Config{
+		NodeID:        db.opts.NodeID,
+		Engine:        db.eng,
+		StateMachine:  &statemachine.KV{SystemGroup: shard.SystemID},
+		TickInterval:  db.opts.TickInterval,
+		ElectionTicks: db.opts.ElectionTicks,
+		LeaseReads:    db.opts.LeaseReads,
+		LogRetain:     db.opts.LogRetain,
+	})
+	if err != nil {
+		return err
+	}
+	db.node = node
+	node.SetForwardHandler(db.serveForward)
+
+	descs, err := db.loadDirectory()
+	if err != nil {
+		return err
+	}
+	if descs == nil {
+		if descs, err = db.bootstrap(); err != nil {
+			return err
+		}
+	} else if err := db.recoverGroups(descs); err != nil {
+		return err
+	}
+	if db.router, err = shard.NewRouter(descs); err != nil {
+		return err
+	}
+
+	if len(db.opts.InitialCluster) > 1 || db.opts.PeerAddr != "" {
+		db.tr, err = transport.New(transport.Config{NodeID: db.opts.NodeID, ListenAddr: db.opts.PeerAddr, Handler: node})
+		if err != nil {
+			return err
+		}
+		for id, addr := range db.opts.InitialCluster {
+			if id != db.opts.NodeID {
+				db.tr.AddPeer(id, addr)
+			}
+		}
+		node.Start(db.tr)
+	} else {
+		node.Start(nil)
+	}
+	if db.opts.GCInterval > 0 {
+		db.bg.Add(1)
+		go db.gcLoop()
+	}
+	return nil
+}
+
+// checkNodeID refuses to open a directory that belongs to another node ID.
+func (db *DB) checkNodeID() error {
+	want := binary.BigEndian.AppendUint64(nil, db.opts.NodeID)
+	v, closer, err := db.eng.DB().Get(nodeIDKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		b := db.eng.NewBatch()
+		defer b.Close()
+		if err := b.Set(nodeIDKey, want, nil); err != nil {
+			return err
+		}
+		return db.eng.Commit(b, true)
+	}
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	if len(v) != 8 || binary.BigEndian.Uint64(v) != db.opts.NodeID {
+		return fmt.Errorf("strata: %s holds the data of node %x, not node %d", db.opts.Dir, v, db.opts.NodeID)
+	}
+	return nil
+}
+
+// loadDirectory returns the shard descriptors stored in the local replica
+// of the system shard, or nil if the node was never bootstrapped.
+func (db *DB) loadDirectory() ([]shard.Descriptor, error) {
+	r := db.eng.DB()
+	if _, err := getCopy(r, bootstrappedKey); errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	prefix := storage.SystemKey([]byte(shard.DirectoryPrefix))
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var ds []shard.Descriptor
+	for valid := it.First(); valid; valid = it.Next() {
+		d, err := shard.Decode(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("strata: shard directory: %w", err)
+		}
+		ds = append(ds, d)
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if len(ds) == 0 {
+		return nil, errors.New("strata: node is bootstrapped but its shard directory is empty")
+	}
+	return ds, nil
+}
+
+// bootstrap creates the cluster's initial state on this node: the shard
+// directory in the system shard and every group bootstrapped with the
+// initial members. Every initial member writes the same state, so they
+// agree without talking. It is idempotent until the final marker is
+// written, so a crash midway is repaired by the next Open.
+func (db *DB) bootstrap() ([]shard.Descriptor, error) {
+	members := make([]uint64, 0, len(db.opts.InitialCluster))
+	for id := range db.opts.InitialCluster {
+		members = append(members, id)
+	}
+	sort.Slice(members, func(i, j int) bool { return members[i] < members[j] })
+	descs, err := shard.Initial(db.opts.Shards, db.opts.SplitKeys, members)
+	if err != nil {
+		return nil, fmt.Errorf("strata: %w", err)
+	}
+	b := db.eng.NewBatch()
+	defer b.Close()
+	for _, d := range descs {
+		if err := b.Set(storage.SystemKey(shard.DirectoryKey(d.ID)), d.Encode(), nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := db.eng.Commit(b, true); err != nil {
+		return nil, err
+	}
+	groups := []raftnode.GroupConfig{systemGroup(members)}
+	for _, d := range descs {
+		groups = append(groups, userGroup(d))
+	}
+	var ids []uint64
+	for _, g := range groups {
+		if err := db.node.CreateGroup(g); err != nil {
+			return nil, err
+		}
+		ids = append(ids, g.ID)
+	}
+	// The marker and the replica list go last: a crash before them makes
+	// the next Open bootstrap again, which finds the groups and reuses them.
+	b2 := db.eng.NewBatch()
+	defer b2.Close()
+	if err := b2.Set(replicasKey, encodeIDs(ids), nil); err != nil {
+		return nil, err
+	}
+	if err := b2.Set(bootstrappedKey, []byte{1}, nil); err != nil {
+		return nil, err
+	}
+	return descs, db.eng.Commit(b2, true)
+}
+
+// recoverGroups reopens the groups this node hosts.
+func (db *DB) recoverGroups(descs []shard.Descriptor) error {
+	v, err := getCopy(db.eng.DB(), replicasKey)
+	if err != nil {
+		return fmt.Errorf("strata: replica list: %w", err)
+	}
+	ids, err := decodeIDs(v)
+	if err != nil {
+		return err
+	}
+	byID := make(map[uint64]shard.Descriptor, len(descs))
+	for _, d := range descs {
+		byID[d.ID] = d
+	}
+	for _, id := range ids {
+		var g raftnode.GroupConfig
+		if id == shard.SystemID {
+			g = systemGroup(nil)
+		} else if d, ok := byID[id]; ok {
+			g = userGroup(d)
+			g.Peers = nil
+		} else {
+			return fmt.Errorf("strata: local replica of shard %d has no descriptor", id)
+		}
+		if err := db.node.CreateGroup(g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func systemGroup(members []uint64) raftnode.GroupConfig {
+	start, end := storage.SystemSpan()
+	return raftnode.GroupConfig{ID: shard.SystemID, Spans: []raftnode.Span{{Start: start, End: end}}, Peers: members}
+}
+
+func userGroup(d shard.Descriptor) raftnode.GroupConfig {
+	start, end := mvcc.Span(d.Start, d.End)
+	return raftnode.GroupConfig{ID: d.ID, Spans: []raftnode.Span{{Start: start, End: end}}, Peers: d.Replicas}
+}
+
+func encodeIDs(ids []uint64) []byte {
+	var b []byte
+	for _, id := range ids {
+		b = binary.BigEndian.AppendUint64(b, id)
+	}
+	return b
+}
+
+func decodeIDs(b []byte) ([]uint64, error) {
+	if len(b)%8 != 0 {
+		return nil, fmt.Errorf("strata: replica list is %d bytes, not a multiple of 8", len(b))
+	}
+	ids := make([]uint64, 0, len(b)/8)
+	for ; len(b) > 0; b = b[8:] {
+		ids = append(ids, binary.BigEndian.Uint64(b))
+	}
+	return ids, nil
+}
+
+func getCopy(r pebble.Reader, key []byte) ([]byte, error) {
+	v, closer, err := r.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), nil
+}
+
+// prefixEnd returns the first key after every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// begin registers a call; it fails once the DB is closing.
+func (db *DB) begin() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.mu.closed {
+		return ErrClosed
+	}
+	db.ops.Add(1)
+	return nil
+}
+
+// Close stops the node: calls in flight fail, and the data is closed. It
+// is safe to call more than once; later calls return nil.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.mu.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.mu.closed = true
+	db.mu.Unlock()
+	return db.shutdown()
+}
+
+func (db *DB) shutdown() error {
+	close(db.closing)
+	var errs []error
+	if db.node != nil {
+		errs = append(errs, db.node.Close())
+	}
+	db.ops.Wait()
+	db.bg.Wait()
+	if db.tr != nil {
+		errs = append(errs, db.tr.Close())
+	}
+	errs = append(errs, db.eng.Close())
+	return errors.Join(errs...)
+}
+
+// NodeID returns this node's ID.
+func (db *DB) NodeID() uint64 { return db.opts.NodeID }
+
+// Node returns the node's raft host, for status and administration.
+func (db *DB) Node() *raftnode.Node { return db.node }
+
+// Shards returns the shard directory in key order.
+func (db *DB) Shards() []shard.Descriptor { return db.router.All() }
+
+// gcLoop periodically removes superseded versions of user data.
+func (db *DB) gcLoop() {
+	defer db.bg.Done()
+	t := time.NewTicker(db.opts.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.closing:
+			return
+		case <-t.C:
+		}
+		if _, err := db.GC(); err != nil && !errors.Is(err, storage.ErrStopped) {
+			continue // retried next tick; a stopped engine is reported by calls
+		}
+	}
+}
+
+// GC removes, in every local user shard, the versions superseded by a newer
+// one. Reads see the same data before and after. It returns how many
+// versions it removed.
+func (db *DB) GC() (int, error) {
+	if err := db.begin(); err != nil {
+		return 0, err
+	}
+	defer db.ops.Done()
+	total := 0
+	for _, d := range db.router.All() {
+		as, err := storage.LoadAppliedState(db.eng.DB(), d.ID)
+		if err != nil || as.Index == 0 {
+			continue
+		}
+		snap := db.eng.DB().NewSnapshot()
+		b := db.eng.NewBatch()
+		n, err := mvcc.GC(snap, b, d.Start, d.End, as.Version)
+		if err == nil && n > 0 {
+			err = db.eng.Commit(b, false)
+		}
+		b.Close()
+		snap.Close()
+		if err != nil {
+			return total, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// waitBackoff sleeps for d or until ctx ends or the DB closes.
+func (db *DB) waitBackoff(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-db.closing:
+		return ErrClosed
+	}
+}

@@ -1,0 +1,72 @@
+package strata_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/strata-kv/strata"
+)
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func openSingle(t testing.TB, dir string) *strata.DB {
+	t.Helper()
+	db, err := strata.Open(strata.Options{Dir: dir, Shards: 3, TickInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func TestSingleNodeReopen(t *testing.T) {
+	dir := t.TempDir()
+	ctx := ctxT(t)
+	db := openSingle(t, dir)
+	for i := 0; i < 200; i++ {
+		k := []byte{byte(i)}
+		if err := db.Put(ctx, append(k, "key"...), []byte(fmt.Sprint("v", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Delete(ctx, []byte("\x05key")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openSingle(t, dir)
+	defer db.Close()
+	for i := 0; i < 200; i++ {
+		k := append([]byte{byte(i)}, "key"...)
+		v, err := db.Get(ctx, k)
+		if i == 5 {
+			if !errors.Is(err, strata.ErrNotFound) {
+				t.Fatalf("deleted key: got %q, %v", v, err)
+			}
+			continue
+		}
+		if err != nil || string(v) != fmt.Sprint("v", i) {
+			t.Fatalf("key %d: got %q, %v", i, v, err)
+		}
+	}
+	kvs, err := db.Scan(ctx, nil, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kvs) != 199 {
+		t.Fatalf("scan returned %d keys, want 199", len(kvs))
+	}
+	for i := 1; i < len(kvs); i++ {
+		if bytes.Compare(kvs[i-1].Key, kvs[i].Key) >= 0 {
+			t.Fatalf("scan out of order at %d: %q then %q", i, kvs[i-1].Key, kvs[i].Key)
+		}
+	}
+}

@@ -1,0 +1,215 @@
+// Package testcluster runs a Strata cluster inside one test process: every
+// node a strata.DB with its own directory, talking over real loopback gRPC.
+// Tests stop, crash and restart nodes and check the replicas agree.
+//
+// It is for tests only and must not be imported by production code.
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/strata-kv/strata"
+)
+
+// Cluster is an in-process cluster of n nodes with IDs 1..n.
+type Cluster struct {
+	t     testing.TB
+	opts  strata.Options
+	dirs  map[uint64]string
+	addrs map[uint64]string
+	dbs   map[uint64]*strata.DB // nil while a node is down
+}
+
+// FreeAddrs returns n loopback addresses with free ports.
+func FreeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	var ls []net.Listener
+	var addrs []string
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		addrs = append(addrs, l.Addr().String())
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return addrs
+}
+
+// Start starts n nodes with base as their common options (Dir, NodeID,
+// PeerAddr and InitialCluster are filled in). Fast ticks are the default.
+func Start(t testing.TB, n int, base strata.Options) *Cluster {
+	t.Helper()
+	if base.TickInterval == 0 {
+		base.TickInterval = 10 * time.Millisecond
+	}
+	if base.GCInterval == 0 {
+		base.GCInterval = -1 // replicas GC independently; keep checksums comparable
+	}
+	c := &Cluster{t: t, opts: base, dirs: map[uint64]string{}, addrs: map[uint64]string{}, dbs: map[uint64]*strata.DB{}}
+	for i, a := range FreeAddrs(t, n) {
+		id := uint64(i + 1)
+		c.addrs[id] = a
+		c.dirs[id] = t.TempDir()
+	}
+	for id := range c.addrs {
+		c.Restart(id)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// IDs returns the node IDs in order.
+func (c *Cluster) IDs() []uint64 {
+	ids := make([]uint64, 0, len(c.addrs))
+	for id := range c.addrs {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+// Options returns the options node id runs with.
+func (c *Cluster) Options(id uint64) strata.Options {
+	o := c.opts
+	o.Dir, o.NodeID, o.PeerAddr, o.InitialCluster = c.dirs[id], id, c.addrs[id], c.addrs
+	return o
+}
+
+// DB returns node id's DB, or nil while it is down.
+func (c *Cluster) DB(id uint64) *strata.DB { return c.dbs[id] }
+
+// Live returns the IDs of the running nodes.
+func (c *Cluster) Live() []uint64 {
+	var ids []uint64
+	for _, id := range c.IDs() {
+		if c.dbs[id] != nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// Stop closes node id. Its directory stays for Restart.
+func (c *Cluster) Stop(id uint64) {
+	c.t.Helper()
+	if db := c.dbs[id]; db != nil {
+		if err := db.Close(); err != nil {
+			c.t.Errorf("close node %d: %v", id, err)
+		}
+		c.dbs[id] = nil
+	}
+}
+
+// Restart opens node id on its directory.
+func (c *Cluster) Restart(id uint64) {
+	c.t.Helper()
+	if c.dbs[id] != nil {
+		c.t.Fatalf("node %d is running", id)
+	}
+	var err error
+	// The port may still be held briefly by the stopped node's listener.
+	for i := 0; i < 50; i++ {
+		if c.dbs[id], err = strata.Open(c.Options(id)); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("open node %d: %v", id, err)
+}
+
+// Close stops every node.
+func (c *Cluster) Close() {
+	for _, id := range c.IDs() {
+		c.Stop(id)
+	}
+}
+
+// Shards returns the IDs of every group: the system shard and the user
+// shards.
+func (c *Cluster) Shards() []uint64 {
+	for _, id := range c.Live() {
+		return c.dbs[id].Node().Groups()
+	}
+	return nil
+}
+
+// Leader returns the node that leads group according to itself and that
+// every live node agrees on, or 0.
+func (c *Cluster) Leader(group uint64) uint64 {
+	var leader uint64
+	for _, id := range c.Live() {
+		lead, _, err := c.dbs[id].Node().Leader(group)
+		if err != nil || lead == 0 || (leader != 0 && lead != leader) {
+			return 0
+		}
+		leader = lead
+	}
+	if leader == 0 || c.dbs[leader] == nil {
+		return 0
+	}
+	if _, isLeader, _ := c.dbs[leader].Node().Leader(group); !isLeader {
+		return 0
+	}
+	return leader
+}
+
+// WaitLeaders waits until every group has a leader the live nodes agree on.
+func (c *Cluster) WaitLeaders(ctx context.Context) error {
+	for {
+		ok := true
+		for _, g := range c.Shards() {
+			if c.Leader(g) == 0 {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("groups without an agreed leader: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// WaitConverged waits until every live replica of every group has applied
+// the same index, then checks that their state checksums are equal.
+func (c *Cluster) WaitConverged(ctx context.Context) error {
+	for _, g := range c.Shards() {
+		for {
+			idx := map[uint64]uint64{}
+			sums := map[uint32][]uint64{}
+			for _, id := range c.Live() {
+				a, s, err := c.dbs[id].Node().Checksum(g)
+				if err != nil {
+					return fmt.Errorf("node %d group %d: %w", id, g, err)
+				}
+				idx[a] = id
+				sums[s] = append(sums[s], id)
+			}
+			if len(idx) == 1 {
+				if len(sums) != 1 {
+					return fmt.Errorf("group %d: replicas at the same applied index differ: %v", g, sums)
+				}
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("group %d: replicas did not converge (applied indexes %v): %w", g, idx, ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,92 @@
+package strata
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Options configure a DB. Only Dir is required; every other field's zero
+// value is its default.
+type Options struct {
+	// Dir holds the node's data. Required.
+	Dir string
+	// NodeID is this node's ID in the cluster. Default: 1.
+	NodeID uint64
+	// PeerAddr is the address (host:port) this node listens on for other
+	// nodes. Default: none, which is only valid for a single-node cluster.
+	PeerAddr string
+	// InitialCluster maps every initial member's node ID to its PeerAddr.
+	// Default: this node alone. It is used to bootstrap a new cluster and
+	// to find the peers after a restart.
+	InitialCluster map[uint64]string
+	// Shards is the number of user shards a new cluster starts with,
+	// splitting the key space evenly on the first key byte. Default: 1.
+	// Ignored after the cluster was created.
+	Shards int
+	// SplitKeys, if set, are the initial shard boundaries instead (Shards
+	// must then be 0 or len(SplitKeys)+1). Ignored after creation.
+	SplitKeys [][]byte
+	// TickInterval is the raft tick. Default: 100ms.
+	TickInterval time.Duration
+	// ElectionTicks is the election timeout in ticks. Default: 10.
+	ElectionTicks int
+	// LeaseReads serves linearizable reads from the leader's lease, saving
+	// a heartbeat round, at the price of trusting bounded clock drift.
+	// Default: false.
+	LeaseReads bool
+	// UnsafeLocalReads serves reads from the local replica without
+	// confirming leadership. Reads may be stale. For tests of the checkers
+	// only. Default: false.
+	UnsafeLocalReads bool
+	// LogRetain is how many applied raft entries a shard keeps before
+	// truncating its log. Default: 10000.
+	LogRetain uint64
+	// GCInterval is how often superseded versions are garbage-collected.
+	// Default: 1 minute; negative disables.
+	GCInterval time.Duration
+	// FS is the filesystem for the data. Default: the OS. Tests use
+	// Pebble's in-memory or error-injecting filesystems.
+	FS vfs.FS
+}
+
+func (o *Options) ensureDefaults() error {
+	if o.Dir == "" {
+		return errors.New("strata: Options.Dir is required")
+	}
+	if o.NodeID == 0 {
+		o.NodeID = 1
+	}
+	if len(o.InitialCluster) == 0 {
+		o.InitialCluster = map[uint64]string{o.NodeID: o.PeerAddr}
+	}
+	addr, ok := o.InitialCluster[o.NodeID]
+	if !ok {
+		return fmt.Errorf("strata: InitialCluster does not contain this node's ID %d", o.NodeID)
+	}
+	if o.PeerAddr == "" {
+		o.PeerAddr = addr
+	}
+	if len(o.InitialCluster) > 1 {
+		if o.PeerAddr == "" {
+			return errors.New("strata: PeerAddr is required in a cluster of more than one node")
+		}
+		for id, a := range o.InitialCluster {
+			if id == 0 || a == "" {
+				return fmt.Errorf("strata: InitialCluster entry %d=%q: IDs must be > 0 and addresses set", id, a)
+			}
+		}
+	}
+	if o.Shards < 0 {
+		return fmt.Errorf("strata: Shards is %d, must be >= 0", o.Shards)
+	}
+	if o.Shards == 0 && len(o.SplitKeys) == 0 {
+		o.Shards = 1
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = time.Minute
+	}
+	return nil
+}
