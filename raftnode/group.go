@@ -16,10 +16,9 @@ type group struct {
 	log   *storage.RaftLog
 
 	// Loop-owned state: touched only by the loop goroutine (and by
-	// newGroup before the group is published).
+	// CreateGroup before the group is published).
 	applied       storage.AppliedState
 	lastApplyTerm uint64 // term of the last applied entry
-	inReady       bool   // between Ready and Advance
 
 	mu struct {
 		sync.Mutex
