@@ -6,7 +6,7 @@ STATICCHECK_VERSION ?= v0.8.2
 TEST_TIMEOUT ?= 14m
 BENCHTIME ?= 2s
 
-.PHONY: all build run test lint fmt bench proto proto-check clean
+.PHONY: all build run test lint fmt bench linearizability proto proto-check clean
 
 all: build
 
@@ -31,6 +31,12 @@ lint: proto-check
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+## linearizability: many seeds of the randomized fault tests (SEEDS=200; STRATA_SEED=n reruns one)
+SEEDS ?= 20
+linearizability:
+	STRATA_SEEDS=$(SEEDS) $(GO) test -race -count=1 -timeout 0 -run 'TestRandomizedClusters' -v ./linearizability/ \
+	  | grep -E '^(=== RUN|---|PASS|FAIL|ok)|linearizability:|reproduce|not linearizable'
 
 ## bench: the Go benchmarks (Put/Get on 1 and 3 nodes, group commit)
 bench:

@@ -104,7 +104,11 @@ func (db *DB) open() error {
 				db.tr.AddPeer(id, addr)
 			}
 		}
-		node.Start(db.tr)
+		var tr transport.Transport = db.tr
+		if db.opts.WrapTransport != nil {
+			tr = db.opts.WrapTransport(tr)
+		}
+		node.Start(tr)
 	} else {
 		node.Start(nil)
 	}

@@ -243,6 +243,9 @@ func (db *DB) forward(ctx context.Context, leader uint64, req *request) (respons
 	}
 	resp, err := decodeResponse(out)
 	if err != nil {
+		if req.op.isWrite() {
+			return response{}, fmt.Errorf("%w: node %d: %w", ErrAmbiguous, leader, err)
+		}
 		return response{}, err
 	}
 	switch resp.code {
@@ -256,6 +259,10 @@ func (db *DB) forward(ctx context.Context, leader uint64, req *request) (respons
 		return response{}, fmt.Errorf("%w: on node %d: %s", ErrAmbiguous, leader, resp.message)
 	case codeUnavailable:
 		return response{}, fmt.Errorf("%w: node %d: %s", errRetry, leader, resp.message)
+	}
+	if req.op.isWrite() {
+		// An unexpected failure on the leader: it may have proposed.
+		return response{}, fmt.Errorf("%w: node %d: %s", ErrAmbiguous, leader, resp.message)
 	}
 	return response{}, fmt.Errorf("strata: node %d: %s", leader, resp.message)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/strata-kv/strata/transport"
 )
 
 // Options configure a DB. Only Dir is required; every other field's zero
@@ -47,6 +48,10 @@ type Options struct {
 	// GCInterval is how often superseded versions are garbage-collected.
 	// Default: 1 minute; negative disables.
 	GCInterval time.Duration
+	// WrapTransport, if set, wraps the node's transport to other nodes.
+	// Fault-injection tests use it to partition, drop, delay, duplicate
+	// and reorder messages. Default: none.
+	WrapTransport func(transport.Transport) transport.Transport
 	// FS is the filesystem for the data. Default: the OS. Tests use
 	// Pebble's in-memory or error-injecting filesystems.
 	FS vfs.FS

@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/transport"
+	"github.com/strata-kv/strata/transport/faultnet"
 )
 
 // Cluster is an in-process cluster of n nodes with IDs 1..n.
@@ -23,6 +26,10 @@ type Cluster struct {
 	dirs  map[uint64]string
 	addrs map[uint64]string
 	dbs   map[uint64]*strata.DB // nil while a node is down
+	net   *faultnet.Net         // nil: a perfect network
+	// fs holds each node's crashable in-memory filesystem when the cluster
+	// runs on them (StartFaulty); nil for real directories.
+	fs map[uint64]*vfs.MemFS
 }
 
 // FreeAddrs returns n loopback addresses with free ports.
@@ -48,23 +55,46 @@ func FreeAddrs(t testing.TB, n int) []string {
 // PeerAddr and InitialCluster are filled in). Fast ticks are the default.
 func Start(t testing.TB, n int, base strata.Options) *Cluster {
 	t.Helper()
-	if base.TickInterval == 0 {
-		base.TickInterval = 10 * time.Millisecond
-	}
-	if base.GCInterval == 0 {
-		base.GCInterval = -1 // replicas GC independently; keep checksums comparable
-	}
 	c := &Cluster{t: t, opts: base, dirs: map[uint64]string{}, addrs: map[uint64]string{}, dbs: map[uint64]*strata.DB{}}
 	for i, a := range FreeAddrs(t, n) {
 		id := uint64(i + 1)
 		c.addrs[id] = a
 		c.dirs[id] = t.TempDir()
 	}
+	c.startAll()
+	return c
+}
+
+// StartFaulty starts n nodes whose traffic goes through net and whose data
+// lives on crashable in-memory filesystems, so Crash loses exactly what was
+// not synced.
+func StartFaulty(t testing.TB, n int, base strata.Options, net *faultnet.Net) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, opts: base, dirs: map[uint64]string{}, addrs: map[uint64]string{},
+		dbs: map[uint64]*strata.DB{}, net: net, fs: map[uint64]*vfs.MemFS{}}
+	for i, a := range FreeAddrs(t, n) {
+		id := uint64(i + 1)
+		c.addrs[id] = a
+		c.dirs[id] = fmt.Sprintf("node-%d", id)
+		c.fs[id] = vfs.NewCrashableMem()
+	}
+	c.startAll()
+	return c
+}
+
+func (c *Cluster) startAll() {
+	t := c.t
+	t.Helper()
+	if c.opts.TickInterval == 0 {
+		c.opts.TickInterval = 10 * time.Millisecond
+	}
+	if c.opts.GCInterval == 0 {
+		c.opts.GCInterval = -1 // replicas GC independently; keep checksums comparable
+	}
 	for id := range c.addrs {
 		c.Restart(id)
 	}
 	t.Cleanup(c.Close)
-	return c
 }
 
 // IDs returns the node IDs in order.
@@ -81,6 +111,12 @@ func (c *Cluster) IDs() []uint64 {
 func (c *Cluster) Options(id uint64) strata.Options {
 	o := c.opts
 	o.Dir, o.NodeID, o.PeerAddr, o.InitialCluster = c.dirs[id], id, c.addrs[id], c.addrs
+	if c.net != nil {
+		o.WrapTransport = func(tr transport.Transport) transport.Transport { return c.net.Wrap(id, tr) }
+	}
+	if c.fs != nil {
+		o.FS = c.fs[id]
+	}
 	return o
 }
 
@@ -109,11 +145,35 @@ func (c *Cluster) Stop(id uint64) {
 	}
 }
 
+// Crash stops node id as a power loss would: its next start sees only the
+// data it had synced. Only for clusters from StartFaulty.
+func (c *Cluster) Crash(id uint64) {
+	c.t.Helper()
+	if c.fs == nil {
+		c.t.Fatal("Crash needs a cluster on crashable filesystems (StartFaulty)")
+	}
+	if c.dbs[id] == nil {
+		return
+	}
+	// Cut the node off first: whatever it persists after the copy must not
+	// reach (and be acknowledged to) anyone, as after a real power loss.
+	if c.net != nil {
+		c.net.SetDown(id, true)
+	}
+	c.fs[id] = c.fs[id].CrashClone(vfs.CrashCloneCfg{})
+	// Closing stops the node's goroutines; what it writes while closing
+	// goes to the old filesystem, which is discarded.
+	c.Stop(id)
+}
+
 // Restart opens node id on its directory.
 func (c *Cluster) Restart(id uint64) {
 	c.t.Helper()
 	if c.dbs[id] != nil {
 		c.t.Fatalf("node %d is running", id)
+	}
+	if c.net != nil {
+		c.net.SetDown(id, false)
 	}
 	var err error
 	// The port may still be held briefly by the stopped node's listener.
