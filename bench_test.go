@@ -46,6 +46,18 @@ func syncs(dbs []*strata.DB) int64 {
 	return n
 }
 
+// syncTime sums the time the nodes' engines spent in synced commits.
+func syncTime(dbs []*strata.DB) (time.Duration, int64) {
+	var d time.Duration
+	var n int64
+	for _, db := range dbs {
+		st := db.Node().Engine().Stats()
+		d += st.SyncTime
+		n += st.Syncs
+	}
+	return d, n
+}
+
 // runLoad runs b.N calls of op over clients goroutines and reports ops/s,
 // p50 and p99 latency.
 func runLoad(b *testing.B, clients int, op func(ctx context.Context, i int) error) {
@@ -100,11 +112,15 @@ func BenchmarkPut(b *testing.B) {
 			b.Run(fmt.Sprintf("nodes=%d/clients=%d", nodes, clients), func(b *testing.B) {
 				db, all := benchNodes(b, nodes)
 				before := syncs(all)
+				t0, n0 := syncTime(all)
 				runLoad(b, clients, func(ctx context.Context, i int) error {
 					return db.Put(ctx, benchKey(i), value)
 				})
 				// Each node fsyncs its own log; report per node and write.
 				b.ReportMetric(float64(syncs(all)-before)/float64(len(all))/float64(b.N), "fsyncs/write")
+				if t1, n1 := syncTime(all); n1 > n0 {
+					b.ReportMetric(float64((t1-t0).Microseconds())/float64(n1-n0), "fsync-µs")
+				}
 			})
 		}
 	}

@@ -36,6 +36,10 @@ type ready struct {
 	// delivered results, sent after the apply batch commits
 	results []delivery
 	removed bool // the group's conf change removed this node
+	// leader: the replica leads, so its messages may go out before its own
+	// entries are durable (raft thesis 10.2.1): a leader's messages carry no
+	// vote, and it counts its own entries only after Advance.
+	leader bool
 }
 
 type delivery struct {
@@ -58,6 +62,7 @@ func (n *Node) cycle() error {
 		g.mu.Lock()
 		if !g.mu.removed && g.mu.rn.HasReady() {
 			r := &ready{g: g, rd: g.mu.rn.Ready()}
+			r.leader = g.mu.rn.BasicStatus().RaftState == raft.StateLeader
 			if !raft.IsEmptySnap(r.rd.Snapshot) {
 				idx := r.rd.Snapshot.GetMetadata().GetIndex()
 				r.snap = g.mu.snapIn[idx]
@@ -79,10 +84,11 @@ func (n *Node) cycle() error {
 	}
 	n.stats.cycles.Add(1)
 
+	n.send(rds, true)
 	if err := n.persist(rds); err != nil {
 		return err
 	}
-	n.send(rds)
+	n.send(rds, false)
 	if err := n.apply(rds); err != nil {
 		return err
 	}
@@ -181,11 +187,14 @@ func (n *Node) persist(rds []*ready) error {
 	return nil
 }
 
-// send hands the Readies' messages to the transport; snapshots go on their
-// own goroutines.
-func (n *Node) send(rds []*ready) {
+// send hands the messages of the Readies of leaders (leaders true) or of
+// the others to the transport; snapshots go on their own goroutines.
+func (n *Node) send(rds []*ready, leaders bool) {
 	var envs []transport.Envelope
 	for _, r := range rds {
+		if r.leader != leaders {
+			continue
+		}
 		for _, m := range r.rd.Messages {
 			if m.GetType() == raftpb.MsgSnap {
 				n.startSnapshotSend(r.g, m)
