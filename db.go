@@ -72,6 +72,10 @@ func (db *DB) open() error {
 		ElectionTicks: db.opts.ElectionTicks,
 		LeaseReads:    db.opts.LeaseReads,
 		LogRetain:     db.opts.LogRetain,
+		OnGroupRemoved: func(uint64) {
+			// A failed commit stops the engine, and with it the node.
+			_ = db.saveReplicaList()
+		},
 	})
 	if err != nil {
 		return err
@@ -188,6 +192,9 @@ func (db *DB) bootstrap() ([]shard.Descriptor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("strata: %w", err)
 	}
+	shard.Place(descs, members, db.opts.ReplicationFactor)
+	system := []shard.Descriptor{{ID: shard.SystemID}}
+	shard.Place(system, members, db.opts.ReplicationFactor)
 	b := db.eng.NewBatch()
 	defer b.Close()
 	for _, d := range descs {
@@ -198,12 +205,17 @@ func (db *DB) bootstrap() ([]shard.Descriptor, error) {
 	if err := db.eng.Commit(b, true); err != nil {
 		return nil, err
 	}
-	groups := []raftnode.GroupConfig{systemGroup(members)}
+	// Every member keeps the directory (it routes keys with it) but hosts
+	// only the shards placed on it.
+	groups := []raftnode.GroupConfig{systemGroup(system[0].Replicas)}
 	for _, d := range descs {
 		groups = append(groups, userGroup(d))
 	}
 	var ids []uint64
 	for _, g := range groups {
+		if !contains(g.Peers, db.opts.NodeID) {
+			continue
+		}
 		if err := db.node.CreateGroup(g); err != nil {
 			return nil, err
 		}

@@ -94,6 +94,10 @@ func (db *DB) CompareAndSwap(ctx context.Context, key, old, new []byte) (bool, e
 // bound. Each shard's part is read linearizably; the scan as a whole is
 // not atomic across shards.
 func (db *DB) Scan(ctx context.Context, start, end []byte, limit int) ([]KV, error) {
+	return db.scan(ctx, start, end, limit, false)
+}
+
+func (db *DB) scan(ctx context.Context, start, end []byte, limit int, keysOnly bool) ([]KV, error) {
 	if len(start) > MaxKeySize || len(end) > MaxKeySize {
 		return nil, fmt.Errorf("%w: scan bound over %d bytes", ErrKeyTooLarge, MaxKeySize)
 	}
@@ -113,7 +117,7 @@ func (db *DB) Scan(ctx context.Context, start, end []byte, limit int) ([]KV, err
 		if d.End != nil && (e == nil || bytes.Compare(d.End, e) < 0) {
 			e = d.End
 		}
-		req := &request{op: opScan, shard: d.ID, key: s, value: e, absentA: e == nil}
+		req := &request{op: opScan, shard: d.ID, key: s, value: e, absentA: e == nil, keysOnly: keysOnly}
 		if limit > 0 {
 			req.limit = limit - len(out)
 		}
@@ -149,7 +153,7 @@ func (db *DB) doLocked(ctx context.Context, req *request) (response, error) {
 	}
 	backoff := 2 * time.Millisecond
 	var last error
-	for {
+	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			if last != nil {
 				return response{}, fmt.Errorf("%w (last attempt: %v)", err, last)
@@ -158,13 +162,22 @@ func (db *DB) doLocked(ctx context.Context, req *request) (response, error) {
 		}
 		resp, err := db.execLocal(ctx, req)
 		var nle *NotLeaderError
+		if db.tr != nil && (errors.Is(err, raftnode.ErrUnknownGroup) || (errors.As(err, &nle) && nle.Leader == 0)) {
+			// No local replica, or one that knows no leader (new, or cut
+			// off): ask another replica, which serves the request or names
+			// its leader.
+			if other := db.otherReplica(req.shard, attempt); other != 0 {
+				resp, err = db.forward(ctx, other, req)
+			}
+		}
 		if errors.As(err, &nle) && nle.Leader != 0 && nle.Leader != db.opts.NodeID && db.tr != nil {
 			resp, err = db.forward(ctx, nle.Leader, req)
 		}
 		switch {
 		case err == nil:
 			return resp, nil
-		case errors.As(err, &nle), errors.Is(err, raftnode.ErrProposalDropped), errors.Is(err, errRetry):
+		case errors.As(err, &nle), errors.Is(err, raftnode.ErrProposalDropped), errors.Is(err, errRetry),
+			errors.Is(err, raftnode.ErrUnknownGroup):
 			last = err
 		default:
 			return response{}, err
@@ -177,6 +190,25 @@ func (db *DB) doLocked(ctx context.Context, req *request) (response, error) {
 		}
 		backoff = min(2*backoff, 100*time.Millisecond)
 	}
+}
+
+// otherReplica returns the attempt-th (rotating) replica of shard other
+// than this node, or 0 if there is none.
+func (db *DB) otherReplica(shardID uint64, attempt int) uint64 {
+	d, err := db.descriptor(shardID)
+	if err != nil {
+		return 0
+	}
+	var others []uint64
+	for _, id := range d.Replicas {
+		if id != db.opts.NodeID {
+			others = append(others, id)
+		}
+	}
+	if len(others) == 0 {
+		return 0
+	}
+	return others[attempt%len(others)]
 }
 
 // execLocal runs req on the local replica of its shard.
@@ -205,6 +237,25 @@ func (db *DB) execLocal(ctx context.Context, req *request) (response, error) {
 			resp.kvs[i] = KV{Key: kv.Key, Value: kv.Value}
 		}
 		return resp, nil
+	case opBatch:
+		// The origin encoded the command; check it is one before proposing.
+		if c, err := statemachine.Decode(req.value); err != nil || c.Op != statemachine.OpBatch {
+			return response{}, fmt.Errorf("%w: batch command", errBadWire)
+		}
+		res, err := db.node.Propose(ctx, req.shard, req.value)
+		if err == nil {
+			err = res.Err
+		}
+		return response{}, err
+	case opSystemPut:
+		cmd := statemachine.Command{Op: statemachine.OpSystemPut, Key: req.key, Value: req.value}
+		res, err := db.node.Propose(ctx, req.shard, cmd.Encode())
+		if err == nil {
+			err = res.Err
+		}
+		return response{}, err
+	case opConfChange, opTransfer, opProgress, opCreateReplica:
+		return db.execAdmin(ctx, req)
 	case opPut, opDelete, opCAS:
 		cmd := statemachine.Command{Key: req.key}
 		switch req.op {

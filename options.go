@@ -30,6 +30,10 @@ type Options struct {
 	// SplitKeys, if set, are the initial shard boundaries instead (Shards
 	// must then be 0 or len(SplitKeys)+1). Ignored after creation.
 	SplitKeys [][]byte
+	// ReplicationFactor is how many replicas each shard of a new cluster
+	// gets, spread over the initial members. Default: 3 (or fewer members).
+	// Ignored after creation.
+	ReplicationFactor int
 	// TickInterval is the raft tick. Default: 100ms.
 	TickInterval time.Duration
 	// ElectionTicks is the election timeout in ticks. Default: 10.
@@ -89,6 +93,12 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.Shards == 0 && len(o.SplitKeys) == 0 {
 		o.Shards = 1
+	}
+	if o.ReplicationFactor < 0 {
+		return fmt.Errorf("strata: ReplicationFactor is %d, must be >= 0", o.ReplicationFactor)
+	}
+	if o.ReplicationFactor == 0 {
+		o.ReplicationFactor = 3
 	}
 	if o.GCInterval == 0 {
 		o.GCInterval = time.Minute

@@ -18,6 +18,7 @@ type request struct {
 	absentB  bool   // CAS: new absent (delete)
 	keysOnly bool
 	limit    int
+	node     uint64 // the node a membership, transfer or progress request is about
 }
 
 type reqOp byte
@@ -28,9 +29,21 @@ const (
 	opDelete
 	opCAS
 	opScan
+	opBatch         // value: an encoded statemachine OpBatch command
+	opSystemPut     // key, value: a system key and its value (system shard)
+	opConfChange    // value: a raftpb.ConfChangeType (1 byte), node: the member; run by the shard's leader
+	opTransfer      // node: the node to hand leadership to
+	opProgress      // node: a member; the leader answers its commit, the member's match and the membership
+	opCreateReplica // value: an encoded shard descriptor; the receiving node starts hosting it
 )
 
-func (o reqOp) isWrite() bool { return o == opPut || o == opDelete || o == opCAS }
+func (o reqOp) isWrite() bool {
+	switch o {
+	case opPut, opDelete, opCAS, opBatch, opSystemPut, opConfChange:
+		return true
+	}
+	return false
+}
 
 // response is a request's outcome.
 type response struct {
@@ -72,6 +85,7 @@ func (r *request) encode() []byte {
 	b := []byte{requestVersion, byte(r.op), flags}
 	b = binary.AppendUvarint(b, r.shard)
 	b = binary.AppendUvarint(b, uint64(max(r.limit, 0)))
+	b = binary.AppendUvarint(b, r.node)
 	b = appendBytes(b, r.key)
 	b = appendBytes(b, r.value)
 	return appendBytes(b, r.old)
@@ -87,11 +101,12 @@ func decodeRequest(b []byte) (request, error) {
 	r.absentA, r.absentB, r.keysOnly = flags&1 != 0, flags&2 != 0, flags&4 != 0
 	r.shard = d.uvarint()
 	r.limit = int(d.uvarint())
+	r.node = d.uvarint()
 	r.key, r.value, r.old = d.bytes(), d.bytes(), d.bytes()
 	if d.err != nil || len(d.b) != 0 {
 		return request{}, fmt.Errorf("%w: request", errBadWire)
 	}
-	if r.op < opGet || r.op > opScan {
+	if r.op < opGet || r.op > opCreateReplica {
 		return request{}, fmt.Errorf("%w: op %d", errBadWire, r.op)
 	}
 	return r, nil

@@ -70,11 +70,15 @@ func Decode(b []byte) (Descriptor, error) {
 	if d.Start == nil {
 		d.Start = []byte{}
 	}
-	if r.byte() == 1 {
+	switch hasEnd := r.byte(); hasEnd {
+	case 0:
+	case 1:
 		d.End = r.bytes()
 		if d.End == nil {
 			d.End = []byte{}
 		}
+	default:
+		return Descriptor{}, fmt.Errorf("%w: end flag %d", ErrBadDescriptor, hasEnd)
 	}
 	n := r.uvarint()
 	if n > uint64(len(b)) {
@@ -188,6 +192,9 @@ func NewRouter(ds []Descriptor) (*Router, error) {
 		return nil, errors.New("shard: directory does not start at the empty key")
 	}
 	for i := range s {
+		if s[i].End != nil && bytes.Compare(s[i].Start, s[i].End) >= 0 {
+			return nil, fmt.Errorf("shard: shard %d is empty: [%q, %q)", s[i].ID, s[i].Start, s[i].End)
+		}
 		last := i == len(s)-1
 		if last != (s[i].End == nil) || (!last && !bytes.Equal(s[i].End, s[i+1].Start)) {
 			return nil, fmt.Errorf("shard: directory has a gap or overlap at shard %d", s[i].ID)
@@ -220,3 +227,22 @@ func (r *Router) Overlapping(start, end []byte) []Descriptor {
 
 // All returns every shard in key order.
 func (r *Router) All() []Descriptor { return append([]Descriptor(nil), r.shards...) }
+
+// Place assigns each descriptor rf replicas out of members (sorted),
+// rotating the starting member so replicas spread evenly. rf <= 0 or rf
+// above len(members) means every member.
+func Place(ds []Descriptor, members []uint64, rf int) {
+	ms := append([]uint64(nil), members...)
+	sort.Slice(ms, func(i, j int) bool { return ms[i] < ms[j] })
+	if rf <= 0 || rf > len(ms) {
+		rf = len(ms)
+	}
+	for i := range ds {
+		reps := make([]uint64, 0, rf)
+		for j := 0; j < rf; j++ {
+			reps = append(reps, ms[(i+j)%len(ms)])
+		}
+		sort.Slice(reps, func(a, b int) bool { return reps[a] < reps[b] })
+		ds[i].Replicas = reps
+	}
+}

@@ -49,6 +49,19 @@ func (k *KV) Apply(b *pebble.Batch, group, index, version uint64, data []byte) (
 		return raftnode.Result{}, mvcc.Put(b, c.Key, c.Value, version)
 	case OpDelete:
 		return raftnode.Result{}, mvcc.Delete(b, c.Key, version)
+	case OpBatch:
+		for _, m := range c.Batch {
+			var err error
+			if m.Delete {
+				err = mvcc.Delete(b, m.Key, version)
+			} else {
+				err = mvcc.Put(b, m.Key, m.Value, version)
+			}
+			if err != nil {
+				return raftnode.Result{}, err
+			}
+		}
+		return raftnode.Result{}, nil
 	case OpSystemPut:
 		if c.NewAbsent {
 			return raftnode.Result{}, b.Delete(storage.SystemKey(c.Key), nil)

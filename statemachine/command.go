@@ -15,7 +15,15 @@ const (
 	OpDelete    Op = 2 // delete Key
 	OpCAS       Op = 3 // if Key's value is Old (absent if OldAbsent) set it to New (delete if NewAbsent)
 	OpSystemPut Op = 4 // set system key Key to Value (system shard only); NewAbsent deletes
+	OpBatch     Op = 5 // apply every mutation of Batch, atomically
 )
+
+// Mutation is one write of a batch.
+type Mutation struct {
+	Key    []byte
+	Value  []byte
+	Delete bool
+}
 
 // ErrBadCommand reports a command that does not decode.
 var ErrBadCommand = errors.New("statemachine: malformed command")
@@ -29,6 +37,7 @@ type Command struct {
 	OldAbsent bool   // OpCAS: expect the key to be absent
 	New       []byte // OpCAS: new value
 	NewAbsent bool   // OpCAS, OpSystemPut: delete instead of set
+	Batch     []Mutation // OpBatch
 }
 
 const (
@@ -41,7 +50,14 @@ const (
 //	op(1) | flags(1) | uvarint len | key | uvarint len | a | uvarint len | b
 //
 // where a and b are Value and nothing (put), Old and New (CAS).
+//
+// An OpBatch is instead
+//
+//	op(1) | uvarint count | count × ( delete(1) | uvarint len | key | uvarint len | value )
 func (c *Command) Encode() []byte {
+	if c.Op == OpBatch {
+		return encodeBatch(c.Batch)
+	}
 	a, b := c.Value, []byte(nil)
 	if c.Op == OpCAS {
 		a, b = c.Old, c.New
@@ -62,8 +78,70 @@ func (c *Command) Encode() []byte {
 	return buf
 }
 
+func encodeBatch(muts []Mutation) []byte {
+	size := 1 + binary.MaxVarintLen32
+	for _, m := range muts {
+		size += 1 + 2*binary.MaxVarintLen32 + len(m.Key) + len(m.Value)
+	}
+	buf := make([]byte, 0, size)
+	buf = append(buf, byte(OpBatch))
+	buf = binary.AppendUvarint(buf, uint64(len(muts)))
+	for _, m := range muts {
+		var del byte
+		if m.Delete {
+			del = 1
+		}
+		buf = append(buf, del)
+		buf = binary.AppendUvarint(buf, uint64(len(m.Key)))
+		buf = append(buf, m.Key...)
+		buf = binary.AppendUvarint(buf, uint64(len(m.Value)))
+		buf = append(buf, m.Value...)
+	}
+	return buf
+}
+
+func decodeBatch(data []byte) (Command, error) {
+	rest := data[1:]
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || n > uint64(len(rest)) {
+		return Command{}, fmt.Errorf("%w: bad batch count", ErrBadCommand)
+	}
+	rest = rest[k:]
+	field := func() ([]byte, bool) {
+		l, k := binary.Uvarint(rest)
+		if k <= 0 || l > uint64(len(rest)-k) {
+			return nil, false
+		}
+		p := rest[k : k+int(l)]
+		rest = rest[k+int(l):]
+		return p, true
+	}
+	c := Command{Op: OpBatch, Batch: make([]Mutation, 0, n)}
+	for i := uint64(0); i < n; i++ {
+		if len(rest) < 1 || rest[0] > 1 {
+			return Command{}, fmt.Errorf("%w: bad batch mutation %d", ErrBadCommand, i)
+		}
+		m := Mutation{Delete: rest[0] == 1}
+		rest = rest[1:]
+		var ok1, ok2 bool
+		m.Key, ok1 = field()
+		m.Value, ok2 = field()
+		if !ok1 || !ok2 || len(m.Key) == 0 {
+			return Command{}, fmt.Errorf("%w: bad batch mutation %d", ErrBadCommand, i)
+		}
+		c.Batch = append(c.Batch, m)
+	}
+	if len(rest) != 0 {
+		return Command{}, fmt.Errorf("%w: %d trailing bytes", ErrBadCommand, len(rest))
+	}
+	return c, nil
+}
+
 // Decode parses a command's stored form. The returned slices alias data.
 func Decode(data []byte) (Command, error) {
+	if len(data) >= 1 && Op(data[0]) == OpBatch {
+		return decodeBatch(data)
+	}
 	if len(data) < 2 {
 		return Command{}, fmt.Errorf("%w: %d bytes", ErrBadCommand, len(data))
 	}

@@ -196,17 +196,36 @@ func (c *Cluster) Close() {
 // Shards returns the IDs of every group: the system shard and the user
 // shards.
 func (c *Cluster) Shards() []uint64 {
+	seen := map[uint64]bool{}
+	var out []uint64
 	for _, id := range c.Live() {
-		return c.dbs[id].Node().Groups()
+		for _, g := range c.dbs[id].Node().Groups() {
+			if !seen[g] {
+				seen[g] = true
+				out = append(out, g)
+			}
+		}
 	}
-	return nil
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// Hosts returns the live nodes hosting a replica of group.
+func (c *Cluster) Hosts(group uint64) []uint64 {
+	var ids []uint64
+	for _, id := range c.Live() {
+		if _, _, err := c.dbs[id].Node().Leader(group); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // Leader returns the node that leads group according to itself and that
 // every live node agrees on, or 0.
 func (c *Cluster) Leader(group uint64) uint64 {
 	var leader uint64
-	for _, id := range c.Live() {
+	for _, id := range c.Hosts(group) {
 		lead, _, err := c.dbs[id].Node().Leader(group)
 		if err != nil || lead == 0 || (leader != 0 && lead != leader) {
 			return 0
@@ -250,7 +269,7 @@ func (c *Cluster) WaitConverged(ctx context.Context) error {
 		for {
 			idx := map[uint64]uint64{}
 			sums := map[uint32][]uint64{}
-			for _, id := range c.Live() {
+			for _, id := range c.Hosts(g) {
 				a, s, err := c.dbs[id].Node().Checksum(g)
 				if err != nil {
 					return fmt.Errorf("node %d group %d: %w", id, g, err)

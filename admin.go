@@ -1,0 +1,460 @@
+package strata
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/strata-kv/strata/raftnode"
+	"github.com/strata-kv/strata/shard"
+	"github.com/strata-kv/strata/statemachine"
+	"github.com/strata-kv/strata/storage"
+)
+
+// BatchOp is one write of a Batch: a put of Value, or a delete.
+type BatchOp struct {
+	Key    []byte
+	Value  []byte
+	Delete bool
+}
+
+// MaxBatchSize bounds the keys and values of one Batch, in bytes.
+const MaxBatchSize = 32 << 20
+
+// Batch applies ops. The ops that fall in one shard apply atomically, as one
+// raft entry; a batch spanning shards applies per shard, so on error some
+// shards' parts may have applied (an error wrapping ErrAmbiguous says which
+// is unknown). Later ops on the same key win.
+func (db *DB) Batch(ctx context.Context, ops []BatchOp) error {
+	size := 0
+	for i, op := range ops {
+		if err := validateKey(op.Key); err != nil {
+			return fmt.Errorf("batch op %d: %w", i, err)
+		}
+		if err := validateValue(op.Value); err != nil {
+			return fmt.Errorf("batch op %d: %w", i, err)
+		}
+		size += len(op.Key) + len(op.Value)
+	}
+	if size > MaxBatchSize {
+		return fmt.Errorf("%w: batch of %d bytes, limit %d", ErrValueTooLarge, size, MaxBatchSize)
+	}
+	if err := db.begin(); err != nil {
+		return err
+	}
+	defer db.ops.Done()
+	byShard := map[uint64][]statemachine.Mutation{}
+	var order []uint64
+	for _, op := range ops {
+		id := db.router.Lookup(op.Key).ID
+		if _, ok := byShard[id]; !ok {
+			order = append(order, id)
+		}
+		byShard[id] = append(byShard[id], statemachine.Mutation{Key: op.Key, Value: op.Value, Delete: op.Delete})
+	}
+	errs := make([]error, len(order))
+	done := make(chan int, len(order))
+	for i, id := range order {
+		go func() {
+			cmd := statemachine.Command{Op: statemachine.OpBatch, Batch: byShard[id]}
+			_, errs[i] = db.doLocked(ctx, &request{op: opBatch, shard: id, value: cmd.Encode()})
+			done <- i
+		}()
+	}
+	for range order {
+		<-done
+	}
+	return errors.Join(errs...)
+}
+
+// ScanKeys is Scan without the values.
+func (db *DB) ScanKeys(ctx context.Context, start, end []byte, limit int) ([][]byte, error) {
+	kvs, err := db.scan(ctx, start, end, limit, true)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([][]byte, len(kvs))
+	for i, kv := range kvs {
+		keys[i] = kv.Key
+	}
+	return keys, nil
+}
+
+// ShardStatus describes one shard as this node sees it.
+type ShardStatus struct {
+	ID         uint64
+	Start, End []byte   // user key range; both nil for the system shard
+	Replicas   []uint64 // nodes holding replicas, per the shard directory
+	Leader     uint64   // as known locally; 0 if unknown or not hosted here
+	// Local is the local replica's raft status; nil if not hosted here.
+	Local *raftnode.GroupStatus
+}
+
+// Status returns the system shard and every user shard, as this node sees
+// them.
+func (db *DB) Status(ctx context.Context) ([]ShardStatus, error) {
+	if err := db.begin(); err != nil {
+		return nil, err
+	}
+	defer db.ops.Done()
+	descs, err := db.readDirectory()
+	if err != nil {
+		return nil, err
+	}
+	out := []ShardStatus{{ID: shard.SystemID}}
+	for _, d := range descs {
+		out = append(out, ShardStatus{ID: d.ID, Start: d.Start, End: d.End, Replicas: d.Replicas})
+	}
+	for i := range out {
+		st, err := db.node.Status(out[i].ID)
+		if errors.Is(err, raftnode.ErrUnknownGroup) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[i].Leader, out[i].Local = st.Leader, &st
+		if out[i].ID == shard.SystemID {
+			out[i].Replicas = append(append([]uint64(nil), st.Voters...), st.Learners...)
+		}
+	}
+	return out, ctx.Err()
+}
+
+// readDirectory returns the shard descriptors in the local replica of the
+// system shard.
+func (db *DB) readDirectory() ([]shard.Descriptor, error) {
+	prefix := storage.SystemKey([]byte(shard.DirectoryPrefix))
+	it, err := db.eng.DB().NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var ds []shard.Descriptor
+	for valid := it.First(); valid; valid = it.Next() {
+		d, err := shard.Decode(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("strata: shard directory: %w", err)
+		}
+		ds = append(ds, d)
+	}
+	return ds, it.Error()
+}
+
+// descriptor returns shard id's descriptor from the local directory.
+func (db *DB) descriptor(id uint64) (shard.Descriptor, error) {
+	ds, err := db.readDirectory()
+	if err != nil {
+		return shard.Descriptor{}, err
+	}
+	for _, d := range ds {
+		if d.ID == id {
+			return d, nil
+		}
+	}
+	if id == shard.SystemID {
+		d := shard.Descriptor{ID: id}
+		if st, err := db.node.Status(id); err == nil {
+			d.Replicas = append(append(d.Replicas, st.Voters...), st.Learners...)
+		} else {
+			for m := range db.opts.InitialCluster {
+				d.Replicas = append(d.Replicas, m)
+			}
+			sort.Slice(d.Replicas, func(i, j int) bool { return d.Replicas[i] < d.Replicas[j] })
+		}
+		return d, nil
+	}
+	return shard.Descriptor{}, fmt.Errorf("strata: no shard %d", id)
+}
+
+// Membership change kinds carried by opConfChange.
+const (
+	changeAddLearner byte = iota
+	changePromote
+	changeRemove
+)
+
+// AddReplica gives node a replica of shard: the node starts hosting it
+// empty, joins as a learner, catches up from the leader (by log or
+// snapshot), and is then promoted to voter. It returns once the node votes.
+func (db *DB) AddReplica(ctx context.Context, shardID, node uint64) error {
+	if err := db.begin(); err != nil {
+		return err
+	}
+	defer db.ops.Done()
+	d, err := db.descriptor(shardID)
+	if err != nil {
+		return err
+	}
+	p, err := db.progress(ctx, shardID, node)
+	if err != nil {
+		return err
+	}
+	if contains(p.voters, node) {
+		return nil // already a voter
+	}
+	if err := db.createReplicaOn(ctx, node, d); err != nil {
+		return err
+	}
+	if !contains(p.learners, node) {
+		if _, err := db.doLocked(ctx, &request{op: opConfChange, shard: shardID, node: node, value: []byte{changeAddLearner}}); err != nil {
+			return fmt.Errorf("strata: add node %d to shard %d as learner: %w", node, shardID, err)
+		}
+	}
+	// Wait until the learner has everything the leader had committed.
+	for {
+		p, err := db.progress(ctx, shardID, node)
+		if err != nil {
+			return err
+		}
+		if p.match >= p.commit {
+			break
+		}
+		if err := db.waitBackoff(ctx, 20*time.Millisecond); err != nil {
+			return fmt.Errorf("strata: node %d catching up on shard %d (match %d of %d): %w", node, shardID, p.match, p.commit, err)
+		}
+	}
+	if _, err := db.doLocked(ctx, &request{op: opConfChange, shard: shardID, node: node, value: []byte{changePromote}}); err != nil {
+		return fmt.Errorf("strata: promote node %d in shard %d: %w", node, shardID, err)
+	}
+	return db.recordReplicas(ctx, shardID)
+}
+
+// RemoveReplica removes node's replica of shard. The node deletes its data
+// for the shard once it applies the change.
+func (db *DB) RemoveReplica(ctx context.Context, shardID, node uint64) error {
+	if err := db.begin(); err != nil {
+		return err
+	}
+	defer db.ops.Done()
+	if _, err := db.descriptor(shardID); err != nil {
+		return err
+	}
+	p, err := db.progress(ctx, shardID, node)
+	if err != nil {
+		return err
+	}
+	if !contains(p.voters, node) && !contains(p.learners, node) {
+		return nil
+	}
+	if len(p.voters) == 1 && p.voters[0] == node {
+		return fmt.Errorf("strata: node %d is the last voter of shard %d", node, shardID)
+	}
+	if _, err := db.doLocked(ctx, &request{op: opConfChange, shard: shardID, node: node, value: []byte{changeRemove}}); err != nil {
+		return fmt.Errorf("strata: remove node %d from shard %d: %w", node, shardID, err)
+	}
+	return db.recordReplicas(ctx, shardID)
+}
+
+// TransferLeader hands the leadership of shard to node, a voter, and waits
+// until node leads.
+func (db *DB) TransferLeader(ctx context.Context, shardID, node uint64) error {
+	if err := db.begin(); err != nil {
+		return err
+	}
+	defer db.ops.Done()
+	for {
+		p, err := db.progress(ctx, shardID, node)
+		if err != nil {
+			return err
+		}
+		if !contains(p.voters, node) {
+			return fmt.Errorf("strata: node %d is not a voter of shard %d", node, shardID)
+		}
+		if p.leader == node {
+			return nil
+		}
+		if _, err := db.doLocked(ctx, &request{op: opTransfer, shard: shardID, node: node}); err != nil {
+			return err
+		}
+		if err := db.waitBackoff(ctx, 50*time.Millisecond); err != nil {
+			return fmt.Errorf("strata: leadership of shard %d did not move to node %d: %w", shardID, node, err)
+		}
+	}
+}
+
+// AddPeer tells the node where to reach another node; used when nodes are
+// discovered at run time rather than listed in InitialCluster.
+func (db *DB) AddPeer(node uint64, peerAddr string) error {
+	if db.tr == nil {
+		return errors.New("strata: a single node without PeerAddr cannot have peers")
+	}
+	if node == 0 || peerAddr == "" {
+		return fmt.Errorf("strata: bad peer %d at %q", node, peerAddr)
+	}
+	if node != db.opts.NodeID {
+		db.tr.AddPeer(node, peerAddr)
+	}
+	return nil
+}
+
+// progress is a shard leader's view of one member.
+type progress struct {
+	leader, commit, match uint64
+	voters, learners      []uint64
+}
+
+func (p *progress) encode() []byte {
+	b := binary.AppendUvarint(nil, p.leader)
+	b = binary.AppendUvarint(b, p.commit)
+	b = binary.AppendUvarint(b, p.match)
+	for _, ids := range [][]uint64{p.voters, p.learners} {
+		b = binary.AppendUvarint(b, uint64(len(ids)))
+		for _, id := range ids {
+			b = binary.AppendUvarint(b, id)
+		}
+	}
+	return b
+}
+
+func decodeProgress(b []byte) (progress, error) {
+	w := wire{b: b}
+	p := progress{leader: w.uvarint(), commit: w.uvarint(), match: w.uvarint()}
+	for _, ids := range []*[]uint64{&p.voters, &p.learners} {
+		n := w.uvarint()
+		if n > uint64(len(b)) {
+			return progress{}, errBadWire
+		}
+		for i := uint64(0); i < n; i++ {
+			*ids = append(*ids, w.uvarint())
+		}
+	}
+	if w.err != nil || len(w.b) != 0 {
+		return progress{}, fmt.Errorf("%w: progress", errBadWire)
+	}
+	return p, nil
+}
+
+func (db *DB) progress(ctx context.Context, shardID, node uint64) (progress, error) {
+	resp, err := db.doLocked(ctx, &request{op: opProgress, shard: shardID, node: node})
+	if err != nil {
+		return progress{}, err
+	}
+	return decodeProgress(resp.value)
+}
+
+// execAdmin runs the administrative requests on the local replica.
+func (db *DB) execAdmin(ctx context.Context, req *request) (response, error) {
+	switch req.op {
+	case opConfChange:
+		if len(req.value) != 1 {
+			return response{}, fmt.Errorf("%w: membership change", errBadWire)
+		}
+		var err error
+		switch req.value[0] {
+		case changeAddLearner:
+			err = db.node.AddLearner(ctx, req.shard, req.node)
+		case changePromote:
+			err = db.node.PromoteVoter(ctx, req.shard, req.node)
+		case changeRemove:
+			err = db.node.RemoveMember(ctx, req.shard, req.node)
+		default:
+			err = fmt.Errorf("%w: membership change kind %d", errBadWire, req.value[0])
+		}
+		return response{}, err
+	case opTransfer:
+		return response{}, db.node.TransferLeader(req.shard, req.node)
+	case opProgress:
+		st, err := db.node.Status(req.shard)
+		if err != nil {
+			return response{}, err
+		}
+		if !st.IsLeader {
+			return response{}, &NotLeaderError{Group: req.shard, Leader: st.Leader}
+		}
+		p := progress{leader: st.Leader, commit: st.Commit, match: st.Progress[req.node], voters: st.Voters, learners: st.Learners}
+		return response{value: p.encode()}, nil
+	case opCreateReplica:
+		d, err := shard.Decode(req.value)
+		if err != nil {
+			return response{}, err
+		}
+		return response{}, db.createReplica(d)
+	}
+	return response{}, fmt.Errorf("strata: unknown request op %d", req.op)
+}
+
+// createReplicaOn makes node host an empty replica of d.
+func (db *DB) createReplicaOn(ctx context.Context, node uint64, d shard.Descriptor) error {
+	if node == db.opts.NodeID {
+		return db.createReplica(d)
+	}
+	if db.tr == nil {
+		return fmt.Errorf("strata: no transport to reach node %d", node)
+	}
+	req := &request{op: opCreateReplica, shard: d.ID, value: d.Encode()}
+	for {
+		out, err := db.node.Forward(ctx, node, req.encode())
+		if err == nil {
+			resp, err := decodeResponse(out)
+			if err != nil {
+				return err
+			}
+			if resp.code != codeOK {
+				return fmt.Errorf("strata: node %d cannot host shard %d: %s", node, d.ID, resp.message)
+			}
+			return nil
+		}
+		if err := db.waitBackoff(ctx, 50*time.Millisecond); err != nil {
+			return fmt.Errorf("strata: reach node %d to host shard %d: %w", node, d.ID, err)
+		}
+	}
+}
+
+// createReplica starts hosting an empty replica of d here; it fills when
+// the leader sends it a snapshot or its log.
+func (db *DB) createReplica(d shard.Descriptor) error {
+	g := userGroup(d)
+	if d.ID == shard.SystemID {
+		g = systemGroup(nil)
+	}
+	g.Peers = nil
+	if err := db.node.CreateGroup(g); err != nil && !errors.Is(err, raftnode.ErrGroupExists) {
+		return err
+	}
+	return db.saveReplicaList()
+}
+
+// saveReplicaList records which groups this node hosts, for the next Open.
+func (db *DB) saveReplicaList() error {
+	b := db.eng.NewBatch()
+	defer b.Close()
+	if err := b.Set(replicasKey, encodeIDs(db.node.Groups()), nil); err != nil {
+		return err
+	}
+	return db.eng.Commit(b, true)
+}
+
+// recordReplicas writes the shard's current membership into its
+// descriptor in the system shard.
+func (db *DB) recordReplicas(ctx context.Context, shardID uint64) error {
+	if shardID == shard.SystemID {
+		return nil // the system shard's membership is its raft configuration
+	}
+	d, err := db.descriptor(shardID)
+	if err != nil {
+		return err
+	}
+	p, err := db.progress(ctx, shardID, 0)
+	if err != nil {
+		return err
+	}
+	d.Replicas = append(append([]uint64(nil), p.voters...), p.learners...)
+	sort.Slice(d.Replicas, func(i, j int) bool { return d.Replicas[i] < d.Replicas[j] })
+	_, err = db.doLocked(ctx, &request{op: opSystemPut, shard: shard.SystemID, key: shard.DirectoryKey(d.ID), value: d.Encode()})
+	return err
+}
+
+func contains(ids []uint64, id uint64) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
