@@ -32,11 +32,11 @@ var ErrBadCommand = errors.New("statemachine: malformed command")
 type Command struct {
 	Op        Op
 	Key       []byte
-	Value     []byte // OpPut, OpSystemPut
-	Old       []byte // OpCAS: expected value
-	OldAbsent bool   // OpCAS: expect the key to be absent
-	New       []byte // OpCAS: new value
-	NewAbsent bool   // OpCAS, OpSystemPut: delete instead of set
+	Value     []byte     // OpPut, OpSystemPut
+	Old       []byte     // OpCAS: expected value
+	OldAbsent bool       // OpCAS: expect the key to be absent
+	New       []byte     // OpCAS: new value
+	NewAbsent bool       // OpCAS, OpSystemPut: delete instead of set
 	Batch     []Mutation // OpBatch
 }
 

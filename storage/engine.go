@@ -23,6 +23,9 @@ var formatKey = MetaKey("format-version")
 // cannot know what reached the disk, so it stops accepting writes.
 var ErrStopped = errors.New("storage: engine stopped after a write failure")
 
+// ErrNewerFormat is returned by Open for a store written by a newer binary.
+var ErrNewerFormat = errors.New("storage: store format is newer than this binary")
+
 // Options configure an Engine. The zero value of every field but Dir is a
 // sane default.
 type Options struct {
@@ -109,7 +112,7 @@ func (e *Engine) checkFormat() error {
 		return fmt.Errorf("storage: format version is %d bytes, want 8: store is corrupt", len(v))
 	}
 	if got := binary.BigEndian.Uint64(v); got > FormatVersion {
-		return fmt.Errorf("storage: store has format version %d, newer than this binary's %d: upgrade the binary", got, FormatVersion)
+		return fmt.Errorf("%w: store has format version %d, this binary %d: upgrade the binary", ErrNewerFormat, got, FormatVersion)
 	}
 	return nil
 }
@@ -133,11 +136,17 @@ func (e *Engine) Err() error {
 }
 
 // OnStop registers f to be called once, with the cause, when the engine
-// stops after a failed commit.
+// stops after a failed commit; at once if it already stopped.
 func (e *Engine) OnStop(f func(error)) {
 	e.onStopMu.Lock()
-	defer e.onStopMu.Unlock()
-	e.onStopNotify = append(e.onStopNotify, f)
+	err := e.Err() // read under the lock: Commit notifies the list after setting it
+	if err == nil {
+		e.onStopNotify = append(e.onStopNotify, f)
+	}
+	e.onStopMu.Unlock()
+	if err != nil {
+		f(err)
+	}
 }
 
 // Commit writes b. With sync it returns only once b is durable. Any failure

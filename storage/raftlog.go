@@ -102,6 +102,10 @@ type RaftLog struct {
 		truncIndex, truncTerm uint64
 		last, lastTerm        uint64
 		hardState             *raftpb.HardState
+		// appendFrom is the lowest index StageAppend wrote since the last
+		// Persisted or Discard, 0 if none: the terms of those entries are
+		// only in the uncommitted batch.
+		appendFrom uint64
 	}
 }
 
@@ -292,6 +296,7 @@ func (l *RaftLog) resetPending() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.pending.set = false
+	l.pending.appendFrom = 0
 	l.pending.truncIndex, l.pending.truncTerm = l.mu.truncIndex, l.mu.truncTerm
 	l.pending.last, l.pending.lastTerm = l.mu.last, l.mu.lastTerm
 	l.pending.hardState = l.mu.hardState
@@ -330,6 +335,9 @@ func (l *RaftLog) StageAppend(b *pebble.Batch, ents []*raftpb.Entry) error {
 		}
 	}
 	l.pending.last, l.pending.lastTerm = newLast, ents[len(ents)-1].GetTerm()
+	if l.pending.appendFrom == 0 || first < l.pending.appendFrom {
+		l.pending.appendFrom = first
+	}
 	l.pending.set = true
 	return nil
 }
@@ -384,9 +392,18 @@ func (l *RaftLog) StageTruncate(b *pebble.Batch, index uint64) error {
 	if index > l.pending.last {
 		return fmt.Errorf("storage: group %d: truncate at %d beyond last index %d", l.group, index, l.pending.last)
 	}
-	term, err := l.Term(index)
-	if err != nil {
-		return fmt.Errorf("storage: group %d: truncate at %d: %w", l.group, index, err)
+	var term uint64
+	switch {
+	case index == l.pending.last:
+		term = l.pending.lastTerm
+	case l.pending.appendFrom != 0 && index >= l.pending.appendFrom:
+		// The persisted log does not know this entry's staged term.
+		return fmt.Errorf("storage: group %d: truncate at %d inside entries staged in the same batch", l.group, index)
+	default:
+		var err error
+		if term, err = l.Term(index); err != nil {
+			return fmt.Errorf("storage: group %d: truncate at %d: %w", l.group, index, err)
+		}
 	}
 	if err := b.DeleteRange(LogKey(l.group, l.pending.truncIndex+1), LogKey(l.group, index+1), nil); err != nil {
 		return err
@@ -420,6 +437,7 @@ func (l *RaftLog) Persisted() {
 	l.mu.hardState = l.pending.hardState
 	l.mu.Unlock()
 	l.pending.set = false
+	l.pending.appendFrom = 0
 }
 
 // Discard drops staged changes whose batch was not committed.
