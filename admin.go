@@ -47,10 +47,14 @@ func (db *DB) Batch(ctx context.Context, ops []BatchOp) error {
 		return err
 	}
 	defer db.ops.Done()
+	router, err := db.routes()
+	if err != nil {
+		return err
+	}
 	byShard := map[uint64][]statemachine.Mutation{}
 	var order []uint64
 	for _, op := range ops {
-		id := db.router.Lookup(op.Key).ID
+		id := router.Lookup(op.Key).ID
 		if _, ok := byShard[id]; !ok {
 			order = append(order, id)
 		}
@@ -292,6 +296,84 @@ func (db *DB) AddPeer(node uint64, peerAddr string) error {
 	return nil
 }
 
+// Join makes a node opened with Options.Join part of the cluster whose
+// members' peer addresses are given: it learns where they are, fetches the
+// shard directory from one of them and from then on serves calls (by
+// forwarding until replicas are added to it). Joining twice is harmless.
+func (db *DB) Join(ctx context.Context, peers map[uint64]string) error {
+	if err := db.begin(); err != nil {
+		return err
+	}
+	defer db.ops.Done()
+	if len(peers) == 0 {
+		return errors.New("strata: Join needs at least one member's peer address")
+	}
+	for id, addr := range peers {
+		if err := db.AddPeer(id, addr); err != nil {
+			return err
+		}
+	}
+	if db.router.Load() != nil {
+		return nil // joined before; the peers' addresses may be new
+	}
+	req := (&request{op: opDirectory}).encode()
+	for {
+		var lastErr error
+		for id := range peers {
+			if id == db.opts.NodeID {
+				continue
+			}
+			out, err := db.node.Forward(ctx, id, req)
+			if err == nil {
+				var resp response
+				if resp, err = decodeResponse(out); err == nil && resp.code != codeOK {
+					err = errors.New(resp.message)
+				}
+				if err == nil {
+					return db.installDirectory(resp.kvs)
+				}
+			}
+			lastErr = fmt.Errorf("node %d: %w", id, err)
+		}
+		if err := db.waitBackoff(ctx, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("strata: join: no member answered with the shard directory (last: %v): %w", lastErr, err)
+		}
+	}
+}
+
+// installDirectory stores a directory fetched from a member, marks the
+// node as part of the cluster and starts routing with it.
+func (db *DB) installDirectory(kvs []KV) error {
+	var ds []shard.Descriptor
+	b := db.eng.NewBatch()
+	defer b.Close()
+	for _, kv := range kvs {
+		d, err := shard.Decode(kv.Value)
+		if err != nil {
+			return fmt.Errorf("strata: join: directory from member: %w", err)
+		}
+		ds = append(ds, d)
+		if err := b.Set(storage.SystemKey(shard.DirectoryKey(d.ID)), kv.Value, nil); err != nil {
+			return err
+		}
+	}
+	r, err := shard.NewRouter(ds)
+	if err != nil {
+		return fmt.Errorf("strata: join: directory from member: %w", err)
+	}
+	if err := b.Set(replicasKey, encodeIDs(db.node.Groups()), nil); err != nil {
+		return err
+	}
+	if err := b.Set(bootstrappedKey, []byte{1}, nil); err != nil {
+		return err
+	}
+	if err := db.eng.Commit(b, true); err != nil {
+		return err
+	}
+	db.router.Store(r)
+	return nil
+}
+
 // progress is a shard leader's view of one member.
 type progress struct {
 	leader, commit, match uint64
@@ -368,6 +450,16 @@ func (db *DB) execAdmin(ctx context.Context, req *request) (response, error) {
 		}
 		p := progress{leader: st.Leader, commit: st.Commit, match: st.Progress[req.node], voters: st.Voters, learners: st.Learners}
 		return response{value: p.encode()}, nil
+	case opDirectory:
+		ds, err := db.readDirectory()
+		if err != nil || len(ds) == 0 {
+			return response{}, fmt.Errorf("%w: no shard directory here: %v", ErrNotJoined, err)
+		}
+		resp := response{}
+		for _, d := range ds {
+			resp.kvs = append(resp.kvs, KV{Key: shard.DirectoryKey(d.ID), Value: d.Encode()})
+		}
+		return resp, nil
 	case opCreateReplica:
 		d, err := shard.Decode(req.value)
 		if err != nil {
@@ -457,4 +549,3 @@ func contains(ids []uint64, id uint64) bool {
 	}
 	return false
 }
-

@@ -2,6 +2,7 @@ package strata_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -142,4 +143,90 @@ func contains(ids []uint64, id uint64) bool {
 		}
 	}
 	return false
+}
+
+// TestJoinAndReplica has a fourth node join a running cluster, get a full
+// replica of a shard as a voter, and give it up again.
+func TestJoinAndReplica(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := testcluster.Start(t, 3, strata.Options{Shards: 2, LogRetain: 20})
+	if err := c.WaitLeaders(ctx); err != nil {
+		t.Fatal(err)
+	}
+	acked := writeAll(ctx, t, c.DB(1), "before-join", 150)
+
+	addr := testcluster.FreeAddrs(t, 1)[0]
+	if _, err := strata.Open(strata.Options{Dir: t.TempDir(), NodeID: 4, Join: true}); err == nil {
+		t.Fatal("a joining node without PeerAddr opened")
+	}
+	db4, err := strata.Open(strata.Options{Dir: t.TempDir(), NodeID: 4, PeerAddr: addr, Join: true, TickInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db4.Close()
+	if _, err := db4.Get(ctx, []byte("x")); !errors.Is(err, strata.ErrNotJoined) {
+		t.Fatalf("get before joining: %v, want ErrNotJoined", err)
+	}
+	peers := map[uint64]string{}
+	for _, id := range c.IDs() {
+		peers[id] = c.Options(id).PeerAddr
+		if err := c.DB(id).AddPeer(4, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db4.Join(ctx, peers); err != nil {
+		t.Fatal(err)
+	}
+	// Served by forwarding before it has any replica.
+	checkAll(ctx, t, db4, acked)
+
+	shardID := db4.Shards()[0].ID
+	if err := c.DB(2).AddReplica(ctx, shardID, 4); err != nil {
+		t.Fatal(err)
+	}
+	gs, err := db4.Node().Status(shardID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !contains(gs.Voters, 4) {
+		t.Fatalf("node 4 is not a voter of shard %d: %v", shardID, gs.Voters)
+	}
+	// A full copy: its checksum matches the others' at the same index.
+	if err := c.WaitConverged(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want, sum, err := c.DB(1).Node().Checksum(shardID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		got, sum4, err := db4.Node().Checksum(shardID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == want {
+			if sum4 != sum {
+				t.Fatalf("node 4's replica of shard %d differs at index %d", shardID, got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node 4 at index %d, others at %d", got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := c.DB(3).RemoveReplica(ctx, shardID, 4); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := db4.Node().Status(shardID); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node 4 still hosts the shard after its removal")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	checkAll(ctx, t, db4, acked)
 }

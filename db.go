@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -27,11 +28,12 @@ var (
 
 // DB is a Strata node. It is safe for concurrent use.
 type DB struct {
-	opts   Options
-	eng    *storage.Engine
-	node   *raftnode.Node
-	tr     *transport.GRPC // nil for a single node without peers
-	router *shard.Router
+	opts Options
+	eng  *storage.Engine
+	node *raftnode.Node
+	tr   *transport.GRPC // nil for a single node without peers
+	// router maps keys to shards; nil until a joining node has joined.
+	router atomic.Pointer[shard.Router]
 
 	mu struct {
 		sync.Mutex
@@ -87,15 +89,24 @@ func (db *DB) open() error {
 	if err != nil {
 		return err
 	}
-	if descs == nil {
+	switch {
+	case descs != nil:
+		if err := db.recoverGroups(descs); err != nil {
+			return err
+		}
+	case db.opts.Join:
+		// Nothing to bootstrap: Join fetches the directory from a member.
+	default:
 		if descs, err = db.bootstrap(); err != nil {
 			return err
 		}
-	} else if err := db.recoverGroups(descs); err != nil {
-		return err
 	}
-	if db.router, err = shard.NewRouter(descs); err != nil {
-		return err
+	if descs != nil {
+		r, err := shard.NewRouter(descs)
+		if err != nil {
+			return err
+		}
+		db.router.Store(r)
 	}
 
 	if len(db.opts.InitialCluster) > 1 || db.opts.PeerAddr != "" {
@@ -361,7 +372,24 @@ func (db *DB) NodeID() uint64 { return db.opts.NodeID }
 func (db *DB) Node() *raftnode.Node { return db.node }
 
 // Shards returns the shard directory in key order.
-func (db *DB) Shards() []shard.Descriptor { return db.router.All() }
+func (db *DB) Shards() []shard.Descriptor {
+	if r := db.router.Load(); r != nil {
+		return r.All()
+	}
+	return nil
+}
+
+// ErrNotJoined is returned by calls on a node opened with Options.Join
+// before Join succeeded.
+var ErrNotJoined = errors.New("strata: node has not joined a cluster yet")
+
+// routes returns the router, or ErrNotJoined.
+func (db *DB) routes() (*shard.Router, error) {
+	if r := db.router.Load(); r != nil {
+		return r, nil
+	}
+	return nil, ErrNotJoined
+}
 
 // gcLoop periodically removes superseded versions of user data.
 func (db *DB) gcLoop() {
@@ -389,7 +417,7 @@ func (db *DB) GC() (int, error) {
 	}
 	defer db.ops.Done()
 	total := 0
-	for _, d := range db.router.All() {
+	for _, d := range db.Shards() {
 		as, err := storage.LoadAppliedState(db.eng.DB(), d.ID)
 		if err != nil || as.Index == 0 {
 			continue

@@ -108,8 +108,12 @@ func (db *DB) scan(ctx context.Context, start, end []byte, limit int, keysOnly b
 		return nil, err
 	}
 	defer db.ops.Done()
+	router, err := db.routes()
+	if err != nil {
+		return nil, err
+	}
 	var out []KV
-	for _, d := range db.router.Overlapping(start, end) {
+	for _, d := range router.Overlapping(start, end) {
 		s, e := start, end
 		if bytes.Compare(d.Start, s) > 0 {
 			s = d.Start
@@ -149,7 +153,11 @@ var errRetry = errors.New("strata: retry")
 
 func (db *DB) doLocked(ctx context.Context, req *request) (response, error) {
 	if req.shard == 0 {
-		req.shard = db.router.Lookup(req.key).ID
+		router, err := db.routes()
+		if err != nil {
+			return response{}, err
+		}
+		req.shard = router.Lookup(req.key).ID
 	}
 	backoff := 2 * time.Millisecond
 	var last error
@@ -254,7 +262,7 @@ func (db *DB) execLocal(ctx context.Context, req *request) (response, error) {
 			err = res.Err
 		}
 		return response{}, err
-	case opConfChange, opTransfer, opProgress, opCreateReplica:
+	case opConfChange, opTransfer, opProgress, opCreateReplica, opDirectory:
 		return db.execAdmin(ctx, req)
 	case opPut, opDelete, opCAS:
 		cmd := statemachine.Command{Key: req.key}

@@ -23,6 +23,11 @@ type Options struct {
 	// Default: this node alone. It is used to bootstrap a new cluster and
 	// to find the peers after a restart.
 	InitialCluster map[uint64]string
+	// Join makes a new node join an existing cluster instead of creating
+	// one: it bootstraps nothing and serves nothing until DB.Join fetched
+	// the shard directory from a member; replicas come to it by
+	// AddReplica. Requires PeerAddr. Ignored once the node has joined.
+	Join bool
 	// Shards is the number of user shards a new cluster starts with,
 	// splitting the key space evenly on the first key byte. Default: 1.
 	// Ignored after the cluster was created.
@@ -77,6 +82,9 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.PeerAddr == "" {
 		o.PeerAddr = addr
+	}
+	if o.Join && o.PeerAddr == "" {
+		return errors.New("strata: a joining node needs PeerAddr")
 	}
 	if len(o.InitialCluster) > 1 {
 		if o.PeerAddr == "" {

@@ -35,6 +35,7 @@ const (
 	opTransfer      // node: the node to hand leadership to
 	opProgress      // node: a member; the leader answers its commit, the member's match and the membership
 	opCreateReplica // value: an encoded shard descriptor; the receiving node starts hosting it
+	opDirectory     // the receiving node answers its shard directory (kvs: key, descriptor)
 )
 
 func (o reqOp) isWrite() bool {
@@ -106,7 +107,7 @@ func decodeRequest(b []byte) (request, error) {
 	if d.err != nil || len(d.b) != 0 {
 		return request{}, fmt.Errorf("%w: request", errBadWire)
 	}
-	if r.op < opGet || r.op > opCreateReplica {
+	if r.op < opGet || r.op > opDirectory {
 		return request{}, fmt.Errorf("%w: op %d", errBadWire, r.op)
 	}
 	return r, nil
