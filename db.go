@@ -74,6 +74,7 @@ func (db *DB) open() error {
 		ElectionTicks: db.opts.ElectionTicks,
 		LeaseReads:    db.opts.LeaseReads,
 		LogRetain:     db.opts.LogRetain,
+		Observer:      db.opts.Observer,
 		OnGroupRemoved: func(uint64) {
 			// A failed commit stops the engine, and with it the node.
 			_ = db.saveReplicaList()

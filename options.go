@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/strata-kv/strata/raftnode"
 	"github.com/strata-kv/strata/transport"
 )
 
@@ -57,6 +58,9 @@ type Options struct {
 	// GCInterval is how often superseded versions are garbage-collected.
 	// Default: 1 minute; negative disables.
 	GCInterval time.Duration
+	// Observer receives raft timings and events (proposals, persist and
+	// apply batches, leader changes) for metrics. Default: none.
+	Observer raftnode.Observer
 	// WrapTransport, if set, wraps the node's transport to other nodes.
 	// Fault-injection tests use it to partition, drop, delay, duplicate
 	// and reorder messages. Default: none.

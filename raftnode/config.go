@@ -79,6 +79,8 @@ type Config struct {
 	// OnStop is called once, with the cause, when the node stops because of
 	// a storage failure. Optional.
 	OnStop func(error)
+	// Observer receives timings and events for metrics. Default: none.
+	Observer Observer
 	// OnGroupRemoved is called after a membership change removed this node
 	// from a group and the group's data was deleted. Optional.
 	OnGroupRemoved func(group uint64)
@@ -117,6 +119,9 @@ func (c *Config) ensureDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = quietLogger{}
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ type group struct {
 	// CreateGroup before the group is published).
 	applied       storage.AppliedState
 	lastApplyTerm uint64 // term of the last applied entry
+	lastLeader    uint64 // leader last reported to the Observer
 
 	mu struct {
 		sync.Mutex

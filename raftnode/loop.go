@@ -3,6 +3,7 @@ package raftnode
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/strata-kv/strata/storage"
@@ -72,8 +73,14 @@ func (n *Node) cycle() error {
 					}
 				}
 			}
-			if ss := r.rd.SoftState; ss != nil && ss.RaftState != raft.StateLeader {
-				g.failReadsLocked(&NotLeaderError{Group: g.id, Leader: ss.Lead})
+			if ss := r.rd.SoftState; ss != nil {
+				if ss.RaftState != raft.StateLeader {
+					g.failReadsLocked(&NotLeaderError{Group: g.id, Leader: ss.Lead})
+				}
+				if ss.Lead != g.lastLeader {
+					g.lastLeader = ss.Lead
+					n.cfg.Observer.LeaderChanged(g.id, ss.Lead)
+				}
 			}
 			rds = append(rds, r)
 		}
@@ -162,12 +169,14 @@ func (n *Node) persist(rds []*ready) error {
 	if b.Empty() {
 		return nil
 	}
+	start := time.Now()
 	if err := n.eng.Commit(b, sync); err != nil {
 		for _, r := range rds {
 			r.g.log.Discard()
 		}
 		return err
 	}
+	n.cfg.Observer.Persisted(int(groupsPersisted), int(entries), sync, time.Since(start))
 	if sync {
 		n.stats.syncs.Add(1)
 	}
@@ -210,12 +219,15 @@ func (n *Node) send(rds []*ready, leaders bool) {
 
 // apply applies the committed entries of all Readies in one batch.
 func (n *Node) apply(rds []*ready) error {
+	start := time.Now()
+	entries := 0
 	b := n.eng.NewIndexedBatch()
 	defer b.Close()
 	for _, r := range rds {
 		if len(r.rd.CommittedEntries) == 0 {
 			continue
 		}
+		entries += len(r.rd.CommittedEntries)
 		if err := n.applyEntries(b, r); err != nil {
 			return err
 		}
@@ -231,6 +243,7 @@ func (n *Node) apply(rds []*ready) error {
 	if err := n.eng.Commit(b, false); err != nil {
 		return err
 	}
+	n.cfg.Observer.Applied(entries, time.Since(start))
 	for _, r := range rds {
 		if len(r.rd.CommittedEntries) == 0 {
 			continue

@@ -289,7 +289,23 @@ func (n *Node) ChangeMembership(ctx context.Context, groupID uint64, cc *raftpb.
 	_, err := n.propose(ctx, groupID, func(rn *raft.RawNode, id uint64) error {
 		c := proto.Clone(cc).(*raftpb.ConfChangeV2)
 		c.Context = binary.BigEndian.AppendUint64(nil, id)
-		return rn.ProposeConfChange(c)
+		data, err := proto.Marshal(c)
+		if err != nil {
+			return err
+		}
+		// Raft does not fail a conf change it refuses (another one is
+		// pending, or the group is in a joint config): it appends an empty
+		// entry in its place, and the caller would wait for good. Step the
+		// proposal here (as ProposeConfChange does) to see the swap.
+		m := &raftpb.Message{Type: raftpb.MessageType_MsgProp.Enum(),
+			Entries: []*raftpb.Entry{{Type: raftpb.EntryType_EntryConfChangeV2.Enum(), Data: data}}}
+		if err := rn.Step(m); err != nil {
+			return err
+		}
+		if m.GetEntries()[0].GetType() != raftpb.EntryType_EntryConfChangeV2 {
+			return raft.ErrProposalDropped
+		}
+		return nil
 	})
 	return err
 }
@@ -313,7 +329,9 @@ func simpleChange(t raftpb.ConfChangeType, node uint64) *raftpb.ConfChangeV2 {
 	return &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: t.Enum(), NodeId: proto.Uint64(node)}}}
 }
 
-func (n *Node) propose(ctx context.Context, groupID uint64, do func(*raft.RawNode, uint64) error) (Result, error) {
+func (n *Node) propose(ctx context.Context, groupID uint64, do func(*raft.RawNode, uint64) error) (res Result, err error) {
+	start := time.Now()
+	defer func() { n.cfg.Observer.ProposalDone(groupID, time.Since(start), err) }()
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
