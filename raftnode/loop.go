@@ -91,13 +91,28 @@ func (n *Node) cycle() error {
 	}
 	n.stats.cycles.Add(1)
 
+	// Committed entries are already durable here (raft hands out only
+	// entries persisted by earlier cycles), so they are applied, and their
+	// proposers answered, before this cycle's fsync rather than after it.
+	// A snapshot must land before the entries that follow it, though.
+	snapshot := false
+	for _, r := range rds {
+		snapshot = snapshot || !raft.IsEmptySnap(r.rd.Snapshot)
+	}
 	n.send(rds, true)
+	if !snapshot {
+		if err := n.apply(rds); err != nil {
+			return err
+		}
+	}
 	if err := n.persist(rds); err != nil {
 		return err
 	}
 	n.send(rds, false)
-	if err := n.apply(rds); err != nil {
-		return err
+	if snapshot {
+		if err := n.apply(rds); err != nil {
+			return err
+		}
 	}
 
 	more := false
@@ -114,9 +129,6 @@ func (n *Node) cycle() error {
 		}
 		more = more || g.mu.rn.HasReady()
 		g.mu.Unlock()
-		for _, d := range r.results {
-			d.p.ch <- d.r
-		}
 		if r.removed {
 			if err := n.destroyGroup(g); err != nil {
 				return err
@@ -251,6 +263,10 @@ func (n *Node) apply(rds []*ready) error {
 		r.g.mu.Lock()
 		r.g.mu.appliedIndex = r.g.applied.Index
 		r.g.mu.Unlock()
+		for _, d := range r.results {
+			d.p.ch <- d.r
+		}
+		r.results = nil
 	}
 	return nil
 }

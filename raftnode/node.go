@@ -224,6 +224,7 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 		applied = storage.AppliedState{Index: initialIndex, Term: initialTerm, ConfState: cs}
 		bootstrapped = true
 	}
+	rl.EnsureCommit(applied.Index)
 	g := &group{id: cfg.ID, spans: cfg.Spans, log: rl, applied: applied, lastApplyTerm: applied.Term}
 	rl.SetSnapshotter(func() (*raftpb.Snapshot, error) { return n.buildSnapshot(g) })
 	readOnly := raft.ReadOnlySafe
@@ -344,6 +345,13 @@ func (n *Node) propose(ctx context.Context, groupID uint64, do func(*raft.RawNod
 	}
 	p := &proposal{id: n.nextID.Add(1), ch: make(chan proposalResult, 1)}
 	g.mu.Lock()
+	// Checked again under g.mu: fail records its cause before it fails the
+	// waiters of each group under that group's lock, so a proposal it did
+	// not see sees the cause here instead of waiting forever.
+	if err := n.Err(); err != nil {
+		g.mu.Unlock()
+		return Result{}, stoppedErr(err)
+	}
 	leader, lead, term := g.leaderLocked()
 	if !leader {
 		g.mu.Unlock()
@@ -396,6 +404,10 @@ func (n *Node) ReadIndex(ctx context.Context, groupID uint64) error {
 	}
 	ch := make(chan error, 1)
 	g.mu.Lock()
+	if err := n.Err(); err != nil { // under g.mu: see propose
+		g.mu.Unlock()
+		return stoppedErr(err)
+	}
 	if leader, lead, _ := g.leaderLocked(); !leader {
 		g.mu.Unlock()
 		return &NotLeaderError{Group: groupID, Leader: lead}

@@ -120,9 +120,16 @@ func (n *Node) sendSnapshot(g *group, m *raftpb.Message, out *outboundSnapshot) 
 		}
 	}()
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeSnapshotBody(pw, g.spans, out)) }()
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		pw.CloseWithError(writeSnapshotBody(pw, g.spans, out))
+	}()
 	err := n.tr.SendSnapshot(ctx, transport.Envelope{Group: g.id, Msg: m}, pr)
+	// Unblock the writer if the send ended early, and wait for it: the
+	// caller releases the Pebble snapshot it reads.
 	pr.CloseWithError(errors.New("raftnode: snapshot send finished"))
+	<-written
 	return err
 }
 

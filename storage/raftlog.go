@@ -285,6 +285,22 @@ func (l *RaftLog) HardState() *raftpb.HardState {
 	return proto.Clone(l.mu.hardState).(*raftpb.HardState)
 }
 
+// EnsureCommit raises the commit index of the hard state to at least
+// index. A group applies committed entries before it persists the hard
+// state that says they are committed, so after a crash the applied index
+// may be ahead of the stored commit index; the commit index is volatile in
+// raft, and entries applied were committed, so raising it is safe.
+func (l *RaftLog) EnsureCommit(index uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.hardState.GetCommit() < index {
+		hs := proto.Clone(l.mu.hardState).(*raftpb.HardState)
+		hs.Commit = proto.Uint64(index)
+		l.mu.hardState = hs
+		l.pending.hardState = hs
+	}
+}
+
 // Bounds returns the first and last index of the persisted log.
 func (l *RaftLog) Bounds() (first, last uint64) {
 	l.mu.Lock()
