@@ -44,7 +44,7 @@ bench:
 
 ## proto: regenerate checked-in protobuf code (needs protoc, protoc-gen-go, protoc-gen-go-grpc)
 proto:
-	cd transport/transportpb && PATH="$(GOBIN):$$PATH" $(GO) generate ./...
+	PATH="$(GOBIN):$$PATH" $(GO) generate ./transport/transportpb/ ./api/
 
 ## proto-check: fail if the generated code differs from its .proto (skipped without protoc)
 proto-check:
