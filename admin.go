@@ -13,6 +13,7 @@ import (
 	"github.com/strata-kv/strata/shard"
 	"github.com/strata-kv/strata/statemachine"
 	"github.com/strata-kv/strata/storage"
+	"github.com/strata-kv/strata/transport"
 )
 
 // BatchOp is one write of a Batch: a put of Value, or a delete.
@@ -490,6 +491,9 @@ func (db *DB) createReplicaOn(ctx context.Context, node uint64, d shard.Descript
 				return fmt.Errorf("strata: node %d cannot host shard %d: %s", node, d.ID, resp.message)
 			}
 			return nil
+		}
+		if errors.Is(err, transport.ErrUnknownPeer) {
+			return fmt.Errorf("strata: node %d is not a known member: %w", node, err)
 		}
 		if err := db.waitBackoff(ctx, 50*time.Millisecond); err != nil {
 			return fmt.Errorf("strata: reach node %d to host shard %d: %w", node, d.ID, err)

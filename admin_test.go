@@ -230,3 +230,23 @@ func TestJoinAndReplica(t *testing.T) {
 	}
 	checkAll(ctx, t, db4, acked)
 }
+
+func TestAddReplicaOfUnknownNodeFails(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := testcluster.Start(t, 3, strata.Options{Shards: 1})
+	if err := c.WaitLeaders(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := c.DB(1).AddReplica(ctx, 2, 9)
+	if err == nil {
+		t.Fatal("AddReplica to a node that is not a member succeeded")
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("AddReplica to an unknown node took %v to fail: %v", time.Since(start), err)
+	}
+	if gs, _ := c.DB(1).Node().Status(2); contains(gs.Learners, 9) || contains(gs.Voters, 9) {
+		t.Fatalf("the unknown node was added to the shard: %+v", gs)
+	}
+}
