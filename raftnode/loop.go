@@ -91,16 +91,20 @@ func (n *Node) cycle() error {
 	}
 	n.stats.cycles.Add(1)
 
-	// Committed entries are already durable here (raft hands out only
-	// entries persisted by earlier cycles), so they are applied, and their
-	// proposers answered, before this cycle's fsync rather than after it.
-	// A snapshot must land before the entries that follow it, though.
-	snapshot := false
+	// Committed entries that earlier cycles persisted are applied, and
+	// their proposers answered, before this cycle's fsync rather than after
+	// it. But raft (without async storage writes) also hands out committed
+	// entries that are in this very Ready's Entries, not yet durable (a
+	// follower catching up receives entries already committed): those must
+	// reach the local log first, or a crash in between leaves the applied
+	// index beyond the log, which raft refuses at restart. A snapshot, too,
+	// must land before the entries that follow it.
+	persistFirst := false
 	for _, r := range rds {
-		snapshot = snapshot || !raft.IsEmptySnap(r.rd.Snapshot)
+		persistFirst = persistFirst || !raft.IsEmptySnap(r.rd.Snapshot) || appliesUnpersisted(&r.rd)
 	}
 	n.send(rds, true)
-	if !snapshot {
+	if !persistFirst {
 		if err := n.apply(rds); err != nil {
 			return err
 		}
@@ -109,7 +113,7 @@ func (n *Node) cycle() error {
 		return err
 	}
 	n.send(rds, false)
-	if snapshot {
+	if persistFirst {
 		if err := n.apply(rds); err != nil {
 			return err
 		}
@@ -142,6 +146,13 @@ func (n *Node) cycle() error {
 		n.signal()
 	}
 	return nil
+}
+
+// appliesUnpersisted reports whether rd commits entries that it also
+// hands out to persist.
+func appliesUnpersisted(rd *raft.Ready) bool {
+	ce, e := rd.CommittedEntries, rd.Entries
+	return len(ce) > 0 && len(e) > 0 && ce[len(ce)-1].GetIndex() >= e[0].GetIndex()
 }
 
 // persist writes the snapshots, entries and hard states of all Readies in
