@@ -160,27 +160,13 @@ func (db *DB) checkNodeID() error {
 // loadDirectory returns the shard descriptors stored in the local replica
 // of the system shard, or nil if the node was never bootstrapped.
 func (db *DB) loadDirectory() ([]shard.Descriptor, error) {
-	r := db.eng.DB()
-	if _, err := getCopy(r, bootstrappedKey); errors.Is(err, pebble.ErrNotFound) {
+	if _, err := storage.Get(db.eng.DB(), bootstrappedKey); errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	} else if err != nil {
 		return nil, err
 	}
-	prefix := storage.SystemKey([]byte(shard.DirectoryPrefix))
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	ds, err := db.readDirectory()
 	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
-	var ds []shard.Descriptor
-	for valid := it.First(); valid; valid = it.Next() {
-		d, err := shard.Decode(it.Value())
-		if err != nil {
-			return nil, fmt.Errorf("strata: shard directory: %w", err)
-		}
-		ds = append(ds, d)
-	}
-	if err := it.Error(); err != nil {
 		return nil, err
 	}
 	if len(ds) == 0 {
@@ -248,7 +234,7 @@ func (db *DB) bootstrap() ([]shard.Descriptor, error) {
 
 // recoverGroups reopens the groups this node hosts.
 func (db *DB) recoverGroups(descs []shard.Descriptor) error {
-	v, err := getCopy(db.eng.DB(), replicasKey)
+	v, err := storage.Get(db.eng.DB(), replicasKey)
 	if err != nil {
 		return fmt.Errorf("strata: replica list: %w", err)
 	}
@@ -304,15 +290,6 @@ func decodeIDs(b []byte) ([]uint64, error) {
 		ids = append(ids, binary.BigEndian.Uint64(b))
 	}
 	return ids, nil
-}
-
-func getCopy(r pebble.Reader, key []byte) ([]byte, error) {
-	v, closer, err := r.Get(key)
-	if err != nil {
-		return nil, err
-	}
-	defer closer.Close()
-	return append([]byte(nil), v...), nil
 }
 
 // prefixEnd returns the first key after every key with prefix p.

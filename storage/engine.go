@@ -206,9 +206,9 @@ func (e *Engine) Close() error {
 	return e.closeErr
 }
 
-// getCopy reads key from r and returns a copy of its value, or nil and
+// Get reads key from r and returns a copy of its value, or nil and
 // pebble.ErrNotFound.
-func getCopy(r pebble.Reader, key []byte) ([]byte, error) {
+func Get(r pebble.Reader, key []byte) ([]byte, error) {
 	v, closer, err := r.Get(key)
 	if err != nil {
 		return nil, err

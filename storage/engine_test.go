@@ -26,7 +26,7 @@ func TestOpenRequiresDir(t *testing.T) {
 
 func mustGet(t *testing.T, r pebble.Reader, key []byte) ([]byte, bool) {
 	t.Helper()
-	v, err := getCopy(r, key)
+	v, err := Get(r, key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false
 	}

@@ -56,7 +56,7 @@ func DecodeAppliedState(b []byte) (AppliedState, error) {
 // LoadAppliedState reads the applied state of group from r. A group that has
 // applied nothing has the zero state and an empty ConfState.
 func LoadAppliedState(r pebble.Reader, group uint64) (AppliedState, error) {
-	v, err := getCopy(r, AppliedStateKey(group))
+	v, err := Get(r, AppliedStateKey(group))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return AppliedState{ConfState: &raftpb.ConfState{}}, nil
 	}
@@ -116,7 +116,7 @@ var _ raft.Storage = (*RaftLog)(nil)
 func OpenRaftLog(e *Engine, group uint64) (*RaftLog, error) {
 	l := &RaftLog{e: e, group: group}
 	r := e.db
-	if v, err := getCopy(r, TruncatedStateKey(group)); err == nil {
+	if v, err := Get(r, TruncatedStateKey(group)); err == nil {
 		if len(v) != 16 {
 			return nil, fmt.Errorf("storage: group %d truncated state is %d bytes, want 16", group, len(v))
 		}
@@ -148,7 +148,7 @@ func OpenRaftLog(e *Engine, group uint64) (*RaftLog, error) {
 		return nil, err
 	}
 	l.mu.hardState = &raftpb.HardState{}
-	if v, err := getCopy(r, HardStateKey(group)); err == nil {
+	if v, err := Get(r, HardStateKey(group)); err == nil {
 		if err := proto.Unmarshal(v, l.mu.hardState); err != nil {
 			return nil, fmt.Errorf("storage: group %d hard state: %w", group, err)
 		}
@@ -242,7 +242,7 @@ func (l *RaftLog) Term(i uint64) (uint64, error) {
 	case i == last:
 		return lastTerm, nil
 	}
-	v, err := getCopy(l.e.db, LogKey(l.group, i))
+	v, err := Get(l.e.db, LogKey(l.group, i))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, raft.ErrCompacted
 	}
