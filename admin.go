@@ -99,18 +99,27 @@ type ShardStatus struct {
 	Local *raftnode.GroupStatus
 }
 
-// Status returns the system shard and every user shard, as this node sees
-// them.
+// Status returns the system shard and every user shard: the directory as
+// the system shard holds it (a linearizable read) and the local replicas'
+// raft status.
 func (db *DB) Status(ctx context.Context) ([]ShardStatus, error) {
 	if err := db.begin(); err != nil {
 		return nil, err
 	}
 	defer db.ops.Done()
-	descs, err := db.readDirectory()
+	resp, err := db.doLocked(ctx, &request{op: opDirectory, shard: shard.SystemID})
 	if err != nil {
 		return nil, err
 	}
 	out := []ShardStatus{{ID: shard.SystemID}}
+	var descs []shard.Descriptor
+	for _, kv := range resp.kvs {
+		d, err := shard.Decode(kv.Value)
+		if err != nil {
+			return nil, fmt.Errorf("strata: shard directory: %w", err)
+		}
+		descs = append(descs, d)
+	}
 	for _, d := range descs {
 		out = append(out, ShardStatus{ID: d.ID, Start: d.Start, End: d.End, Replicas: d.Replicas})
 	}
@@ -452,6 +461,13 @@ func (db *DB) execAdmin(ctx context.Context, req *request) (response, error) {
 		p := progress{leader: st.Leader, commit: st.Commit, match: st.Progress[req.node], voters: st.Voters, learners: st.Learners}
 		return response{value: p.encode()}, nil
 	case opDirectory:
+		// Addressed to the system shard, the read is linearizable; with no
+		// shard it is the local copy (what a joining node needs).
+		if req.shard == shard.SystemID && !db.opts.UnsafeLocalReads {
+			if err := db.node.ReadIndex(ctx, shard.SystemID); err != nil {
+				return response{}, err
+			}
+		}
 		ds, err := db.readDirectory()
 		if err != nil || len(ds) == 0 {
 			return response{}, fmt.Errorf("%w: no shard directory here: %v", ErrNotJoined, err)
