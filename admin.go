@@ -175,9 +175,12 @@ func (db *DB) descriptor(id uint64) (shard.Descriptor, error) {
 		if st, err := db.node.Status(id); err == nil {
 			d.Replicas = append(append(d.Replicas, st.Voters...), st.Learners...)
 		} else {
-			for m := range db.opts.InitialCluster {
+			// No local replica: any known node may have one.
+			db.peersMu.Lock()
+			for m := range db.peers {
 				d.Replicas = append(d.Replicas, m)
 			}
+			db.peersMu.Unlock()
 			sort.Slice(d.Replicas, func(i, j int) bool { return d.Replicas[i] < d.Replicas[j] })
 		}
 		return d, nil
@@ -303,6 +306,9 @@ func (db *DB) AddPeer(node uint64, peerAddr string) error {
 	if node != db.opts.NodeID {
 		db.tr.AddPeer(node, peerAddr)
 	}
+	db.peersMu.Lock()
+	db.peers[node] = true
+	db.peersMu.Unlock()
 	return nil
 }
 

@@ -178,8 +178,11 @@ func TestJoinAndReplica(t *testing.T) {
 	if err := db4.Join(ctx, peers); err != nil {
 		t.Fatal(err)
 	}
-	// Served by forwarding before it has any replica.
+	// Served by forwarding before it has any replica, system shard included.
 	checkAll(ctx, t, db4, acked)
+	if err := db4.RegisterNode(ctx, strata.NodeRecord{ID: 4, PeerAddr: addr}); err != nil {
+		t.Fatalf("register from a node without a system replica: %v", err)
+	}
 
 	shardID := db4.Shards()[0].ID
 	if err := c.DB(2).AddReplica(ctx, shardID, 4); err != nil {
@@ -229,6 +232,35 @@ func TestJoinAndReplica(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	checkAll(ctx, t, db4, acked)
+	st, err := db4.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if s.ID == shardID && contains(s.Replicas, 4) {
+			t.Fatalf("node 4's status still lists it as a replica of shard %d: %v", shardID, s.Replicas)
+		}
+	}
+	if err := c.DB(1).ForgetNode(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		nodes, err := c.DB(1).Nodes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, n := range nodes {
+			found = found || n.ID == 4
+		}
+		if !found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node 4 is still in the registry after ForgetNode")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestAddReplicaOfUnknownNodeFails(t *testing.T) {

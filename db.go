@@ -39,6 +39,11 @@ type DB struct {
 		sync.Mutex
 		closed bool
 	}
+	// peers are the nodes this one knows how to reach (InitialCluster,
+	// Join, AddPeer): where to look for the system shard when it has no
+	// replica of it.
+	peersMu sync.Mutex
+	peers   map[uint64]bool
 	ops     sync.WaitGroup // calls in flight; Close waits for them
 	closing chan struct{}
 	bg      sync.WaitGroup // background goroutines (GC)
@@ -54,7 +59,10 @@ func Open(opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{opts: opts, eng: eng, closing: make(chan struct{})}
+	db := &DB{opts: opts, eng: eng, closing: make(chan struct{}), peers: map[uint64]bool{}}
+	for id := range opts.InitialCluster {
+		db.peers[id] = true
+	}
 	if err := db.open(); err != nil {
 		db.shutdown()
 		return nil, err

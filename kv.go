@@ -256,7 +256,7 @@ func (db *DB) execLocal(ctx context.Context, req *request) (response, error) {
 		}
 		return response{}, err
 	case opSystemPut:
-		cmd := statemachine.Command{Op: statemachine.OpSystemPut, Key: req.key, Value: req.value}
+		cmd := statemachine.Command{Op: statemachine.OpSystemPut, Key: req.key, Value: req.value, NewAbsent: req.absentB}
 		res, err := db.node.Propose(ctx, req.shard, cmd.Encode())
 		if err == nil {
 			err = res.Err

@@ -9,6 +9,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/strata-kv/strata/shard"
 	"github.com/strata-kv/strata/storage"
+	"github.com/strata-kv/strata/transport"
 )
 
 // NodeRecord is a node's entry in the cluster's node registry, kept in the
@@ -59,6 +60,37 @@ func (db *DB) RegisterNode(ctx context.Context, r NodeRecord) error {
 	defer db.ops.Done()
 	_, err := db.doLocked(ctx, &request{op: opSystemPut, shard: shard.SystemID, key: nodeRegistryKey(r.ID), value: r.encode()})
 	return err
+}
+
+// ForgetNode removes a node from the registry and stops talking to it. It
+// does not touch the node's replicas: remove those first (RemoveReplica).
+func (db *DB) ForgetNode(ctx context.Context, id uint64) error {
+	if id == 0 || id == db.opts.NodeID {
+		return fmt.Errorf("strata: cannot forget node %d from itself", id)
+	}
+	if err := db.begin(); err != nil {
+		return err
+	}
+	defer db.ops.Done()
+	if _, err := db.doLocked(ctx, &request{op: opSystemPut, shard: shard.SystemID, key: nodeRegistryKey(id), absentB: true}); err != nil {
+		return err
+	}
+	db.peersMu.Lock()
+	delete(db.peers, id)
+	db.peersMu.Unlock()
+	if db.tr != nil {
+		db.tr.RemovePeer(id)
+	}
+	return nil
+}
+
+// TransportStats returns the counters of the node's transport to its
+// peers; ok is false for a node without one.
+func (db *DB) TransportStats() (st transport.Stats, ok bool) {
+	if db.tr == nil {
+		return transport.Stats{}, false
+	}
+	return db.tr.Stats(), true
 }
 
 // Nodes returns the node registry as the local replica of the system shard
