@@ -246,3 +246,56 @@ func Place(ds []Descriptor, members []uint64, rf int) {
 		ds[i].Replicas = reps
 	}
 }
+
+// Move is one replica to add: node gets a replica of shard.
+type Move struct {
+	Shard, Node uint64
+}
+
+// PlanUpReplication returns the replicas to add so that every shard in ds
+// has rf replicas where there are enough candidates: for each shard below
+// rf, the candidates holding the fewest replicas (ties to the lower ID),
+// never one already holding it. It is deterministic and does no I/O.
+func PlanUpReplication(ds []Descriptor, candidates []uint64, rf int) []Move {
+	load := map[uint64]int{}
+	for _, c := range candidates {
+		load[c] = 0
+	}
+	for _, d := range ds {
+		for _, r := range d.Replicas {
+			if _, ok := load[r]; ok {
+				load[r]++
+			}
+		}
+	}
+	cs := append([]uint64(nil), candidates...)
+	var moves []Move
+	for _, d := range ds {
+		have := map[uint64]bool{}
+		for _, r := range d.Replicas {
+			have[r] = true
+		}
+		for need := rf - len(d.Replicas); need > 0; need-- {
+			sort.Slice(cs, func(i, j int) bool {
+				if load[cs[i]] != load[cs[j]] {
+					return load[cs[i]] < load[cs[j]]
+				}
+				return cs[i] < cs[j]
+			})
+			var pick uint64
+			for _, c := range cs {
+				if !have[c] {
+					pick = c
+					break
+				}
+			}
+			if pick == 0 {
+				break // fewer candidates than rf
+			}
+			have[pick] = true
+			load[pick]++
+			moves = append(moves, Move{Shard: d.ID, Node: pick})
+		}
+	}
+	return moves
+}

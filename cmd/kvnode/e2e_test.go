@@ -50,7 +50,7 @@ func TestEndToEnd(t *testing.T) {
 		gossip += "," + p.addr(gossipPort)
 	}
 	for _, p := range nodes[:3] {
-		p.args = []string{"--initial-cluster", initial[1:], "--initial-gossip", gossip[1:], "--shards", "4"}
+		p.args = []string{"--initial-cluster", initial[1:], "--initial-gossip", gossip[1:], "--shards", "4", "--replica-grace", "1s"}
 	}
 
 	// Three nodes, ready.
@@ -148,7 +148,7 @@ func TestEndToEnd(t *testing.T) {
 	// A fourth node joins through node 1's gossip and gets a replica of
 	// the shard.
 	n4 := nodes[3]
-	n4.args = []string{"--join", nodes[0].addr(gossipPort)}
+	n4.args = []string{"--join", nodes[0].addr(gossipPort), "--replica-grace", "1s"}
 	n4.start()
 	n4.waitReady(20 * time.Second)
 	out := kvnodeCLI(t, bin, all[:1], "--timeout", "30s", "replica", "add", strconv.FormatUint(sh.GetId(), 10), "4")
@@ -177,6 +177,25 @@ func TestEndToEnd(t *testing.T) {
 		return nil
 	})
 	checkKeys(t, ctx, c, acked, "cluster after the replica left")
+
+	// A shard below the replication factor gets a replica back on its own:
+	// remove one of node 1, 2 or 3 from it, and the least loaded live member
+	// (node 4, which holds nothing) is added after the grace period.
+	var out2 uint64
+	for _, id := range localOf(t, ctx, c, sh.GetId()).GetVoters() {
+		if id != 4 && id != leader.id {
+			out2 = id
+		}
+	}
+	kvnodeCLI(t, bin, all[:1], "--timeout", "30s", "replica", "remove", strconv.FormatUint(sh.GetId(), 10), strconv.FormatUint(out2, 10))
+	waitFor(t, 20*time.Second, "the shard to be up-replicated onto node 4", func() error {
+		l := localOf(t, ctx, c4, sh.GetId())
+		if l == nil || !slices.Contains(l.GetVoters(), 4) || len(l.GetVoters()) != 3 {
+			return fmt.Errorf("node 4's view of shard %d: %v", sh.GetId(), l)
+		}
+		return nil
+	})
+	checkKeys(t, ctx, c4, acked, "node 4 after up-replication")
 
 	// SIGTERM a node that leads a shard: it hands the leadership over and
 	// exits with status 0 within a few seconds.

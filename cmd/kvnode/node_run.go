@@ -139,15 +139,13 @@ func (n *node) run(ctx context.Context, stdout io.Writer) error {
 
 	initial := cfg.InitialCluster
 	if cfg.Join {
-		// The members gossip found are where a joining node reaches the
-		// system shard until it hosts a replica of it (strata.DB falls
-		// back on InitialCluster for the system shard's replicas).
+		// The members gossip found are the joining node's first peers.
 		initial = map[uint64]string{cfg.ID: cfg.PeerAddr}
 		for id, addr := range n.alivePeers() {
 			initial[id] = addr
 		}
 	}
-	n.db, err = strata.Open(strata.Options{
+	opts := strata.Options{
 		Dir:               cfg.DataDir,
 		NodeID:            cfg.ID,
 		PeerAddr:          cfg.PeerAddr,
@@ -156,7 +154,11 @@ func (n *node) run(ctx context.Context, stdout io.Writer) error {
 		Shards:            cfg.Shards,
 		ReplicationFactor: cfg.ReplicationFactor,
 		Observer:          observer,
-	})
+	}
+	if err := applyDebugEnv(&opts); err != nil {
+		return err
+	}
+	n.db, err = strata.Open(opts)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", cfg.DataDir, err)
 	}
@@ -217,12 +219,16 @@ func (n *node) run(ctx context.Context, stdout io.Writer) error {
 	// shutdown below).
 	bgCtx, bgCancel := context.WithCancel(ctx)
 	var bg sync.WaitGroup
-	bg.Add(1)
+	bg.Add(2)
 	go func() {
 		defer bg.Done()
 		if err := n.joinAndRegister(bgCtx, stdout); err != nil && bgCtx.Err() == nil {
 			fatal <- err
 		}
+	}()
+	go func() {
+		defer bg.Done()
+		n.replicate(bgCtx)
 	}()
 
 	var runErr error

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -33,6 +34,9 @@ type startConfig struct {
 	Join              bool
 	Shards            int
 	ReplicationFactor int
+	// ReplicaGrace is how long a shard stays below ReplicationFactor
+	// before the system shard's leader adds a replica.
+	ReplicaGrace time.Duration
 }
 
 // startFlags are the raw flag values of `kvnode start`.
@@ -45,6 +49,7 @@ type startFlags struct {
 	initialCluster, join      string
 	initialGossip             string
 	shards, replicationFactor int
+	replicaGrace              time.Duration
 }
 
 // startKeys are the flags a config file may set: every flag of start but
@@ -52,6 +57,7 @@ type startFlags struct {
 var startKeys = []string{
 	"id", "data-dir", "client-addr", "peer-addr", "gossip-addr", "http-addr",
 	"initial-cluster", "initial-gossip", "join", "shards", "replication-factor",
+	"replica-grace",
 }
 
 func newStartCmd() *cobra.Command {
@@ -114,7 +120,8 @@ func (f *startFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.initialGossip, "initial-gossip", "", "gossip addresses of the initial members, ip:port,... (default: each member's peer port + 1)")
 	fs.StringVar(&f.join, "join", "", "gossip addresses (host:port,...) of members of a running cluster to join")
 	fs.IntVar(&f.shards, "shards", 4, "user shards of a new cluster")
-	fs.IntVar(&f.replicationFactor, "replication-factor", 3, "replicas per shard of a new cluster")
+	fs.IntVar(&f.replicationFactor, "replication-factor", 3, "replicas per shard; a shard below it gets replicas on live members")
+	fs.DurationVar(&f.replicaGrace, "replica-grace", 30*time.Second, "how long a shard stays below --replication-factor before a replica is added")
 }
 
 // resolve reads the config file into the flags not set on the command
@@ -204,7 +211,7 @@ func (f *startFlags) validate(peerSet bool) (startConfig, error) {
 	c := startConfig{
 		ID: f.id, DataDir: f.dataDir, ClientAddr: f.clientAddr, PeerAddr: f.peerAddr,
 		GossipAddr: f.gossipAddr, HTTPAddr: f.httpAddr,
-		Shards: f.shards, ReplicationFactor: f.replicationFactor,
+		Shards: f.shards, ReplicationFactor: f.replicationFactor, ReplicaGrace: f.replicaGrace,
 	}
 	if c.ID == 0 {
 		return c, errors.New("--id must be > 0")
@@ -217,6 +224,9 @@ func (f *startFlags) validate(peerSet bool) (startConfig, error) {
 	}
 	if c.ReplicationFactor < 1 {
 		return c, fmt.Errorf("--replication-factor is %d, want >= 1", c.ReplicationFactor)
+	}
+	if c.ReplicaGrace < 0 {
+		return c, fmt.Errorf("--replica-grace is %v, want >= 0", c.ReplicaGrace)
 	}
 	if f.join != "" && f.initialCluster != "" {
 		return c, errors.New("--join and --initial-cluster exclude each other: --initial-cluster creates a new cluster, --join joins a running one")
