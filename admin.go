@@ -174,8 +174,11 @@ func (db *DB) descriptor(id uint64) (shard.Descriptor, error) {
 		d := shard.Descriptor{ID: id}
 		if st, err := db.node.Status(id); err == nil {
 			d.Replicas = append(append(d.Replicas, st.Voters...), st.Learners...)
-		} else {
-			// No local replica: any known node may have one.
+		}
+		if len(d.Replicas) == 0 {
+			// No local replica, or a new empty one that knows no members
+			// yet (waiting for its first snapshot):
+			// any known node may have one.
 			db.peersMu.Lock()
 			for m := range db.peers {
 				d.Replicas = append(d.Replicas, m)
@@ -222,17 +225,23 @@ func (db *DB) AddReplica(ctx context.Context, shardID, node uint64) error {
 			return fmt.Errorf("strata: add node %d to shard %d as learner: %w", node, shardID, err)
 		}
 	}
-	// Wait until the learner has everything the leader had committed.
+	// Wait until the learner has everything the leader had committed when
+	// the wait began (a fixed target: under steady writes the commit index
+	// moves on, and the learner would never quite catch it).
+	var target uint64
 	for {
 		p, err := db.progress(ctx, shardID, node)
 		if err != nil {
 			return err
 		}
-		if p.match >= p.commit {
+		if target == 0 {
+			target = p.commit
+		}
+		if p.match >= target {
 			break
 		}
 		if err := db.waitBackoff(ctx, 20*time.Millisecond); err != nil {
-			return fmt.Errorf("strata: node %d catching up on shard %d (match %d of %d): %w", node, shardID, p.match, p.commit, err)
+			return fmt.Errorf("strata: node %d catching up on shard %d (match %d of %d): %w", node, shardID, p.match, target, err)
 		}
 	}
 	if _, err := db.doLocked(ctx, &request{op: opConfChange, shard: shardID, node: node, value: []byte{changePromote}}); err != nil {

@@ -188,6 +188,14 @@ func TestJoinAndReplica(t *testing.T) {
 	if err := c.DB(2).AddReplica(ctx, shardID, 4); err != nil {
 		t.Fatal(err)
 	}
+	// Asked of the new node itself, for the system shard: its fresh empty
+	// replica knows no leader and must look for one among its peers.
+	if err := db4.AddReplica(ctx, 1, 4); err != nil {
+		t.Fatalf("add a system replica through the new node: %v", err)
+	}
+	if err := db4.RemoveReplica(ctx, 1, 4); err != nil {
+		t.Fatalf("remove the system replica through the new node: %v", err)
+	}
 	gs, err := db4.Node().Status(shardID)
 	if err != nil {
 		t.Fatal(err)

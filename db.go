@@ -273,7 +273,8 @@ func (db *DB) recoverGroups(descs []shard.Descriptor) error {
 
 func systemGroup(members []uint64) raftnode.GroupConfig {
 	start, end := storage.SystemSpan()
-	return raftnode.GroupConfig{ID: shard.SystemID, Spans: []raftnode.Span{{Start: start, End: end}}, Peers: members}
+	return raftnode.GroupConfig{ID: shard.SystemID, Spans: []raftnode.Span{{Start: start, End: end}}, Peers: members,
+		KeepDataOnRemoval: true}
 }
 
 func userGroup(d shard.Descriptor) raftnode.GroupConfig {

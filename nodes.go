@@ -62,8 +62,10 @@ func (db *DB) RegisterNode(ctx context.Context, r NodeRecord) error {
 	return err
 }
 
-// ForgetNode removes a node from the registry and stops talking to it. It
-// does not touch the node's replicas: remove those first (RemoveReplica).
+// ForgetNode removes a node from the registry. It does not touch the
+// node's replicas (remove those first, with RemoveReplica) nor how to reach
+// it: a node removed, wiped and started again under the same ID and
+// address must be reachable at once, and gossip may not report it as new.
 func (db *DB) ForgetNode(ctx context.Context, id uint64) error {
 	if id == 0 || id == db.opts.NodeID {
 		return fmt.Errorf("strata: cannot forget node %d from itself", id)
@@ -74,12 +76,6 @@ func (db *DB) ForgetNode(ctx context.Context, id uint64) error {
 	defer db.ops.Done()
 	if _, err := db.doLocked(ctx, &request{op: opSystemPut, shard: shard.SystemID, key: nodeRegistryKey(id), absentB: true}); err != nil {
 		return err
-	}
-	db.peersMu.Lock()
-	delete(db.peers, id)
-	db.peersMu.Unlock()
-	if db.tr != nil {
-		db.tr.RemovePeer(id)
 	}
 	return nil
 }

@@ -45,6 +45,11 @@ type GroupConfig struct {
 	// must be given the same Peers. Leave empty for a replica that will be
 	// added by a membership change and filled by a snapshot.
 	Peers []uint64
+	// KeepDataOnRemoval leaves the group's spans in place when a
+	// membership change removes this node (its raft state still goes).
+	// The system shard uses it: its directory doubles as the node's
+	// routing cache. A later snapshot replaces the spans whole.
+	KeepDataOnRemoval bool
 }
 
 // Config configures a Node. Zero values are defaults, filled in by

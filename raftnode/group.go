@@ -11,9 +11,10 @@ import (
 
 // group is one replica of a raft group hosted on the node.
 type group struct {
-	id    uint64
-	spans []Span
-	log   *storage.RaftLog
+	id       uint64
+	spans    []Span
+	keepData bool // GroupConfig.KeepDataOnRemoval
+	log      *storage.RaftLog
 
 	// Loop-owned state: touched only by the loop goroutine (and by
 	// CreateGroup before the group is published).

@@ -450,8 +450,8 @@ func (n *Node) destroyGroup(g *group) error {
 	if err := g.log.Destroy(b); err != nil {
 		return err
 	}
-	for _, s := range g.spans {
-		if err := b.DeleteRange(s.Start, s.End, nil); err != nil {
+	for i := 0; i < len(g.spans) && !g.keepData; i++ {
+		if err := b.DeleteRange(g.spans[i].Start, g.spans[i].End, nil); err != nil {
 			return err
 		}
 	}

@@ -225,7 +225,7 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 		bootstrapped = true
 	}
 	rl.EnsureCommit(applied.Index)
-	g := &group{id: cfg.ID, spans: cfg.Spans, log: rl, applied: applied, lastApplyTerm: applied.Term}
+	g := &group{id: cfg.ID, spans: cfg.Spans, keepData: cfg.KeepDataOnRemoval, log: rl, applied: applied, lastApplyTerm: applied.Term}
 	rl.SetSnapshotter(func() (*raftpb.Snapshot, error) { return n.buildSnapshot(g) })
 	readOnly := raft.ReadOnlySafe
 	if n.cfg.LeaseReads {

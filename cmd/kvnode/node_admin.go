@@ -48,8 +48,8 @@ func (a *admin) TransferLeader(ctx context.Context, shard, node uint64) error {
 }
 
 // RemoveNode removes every replica node holds, after moving away the
-// leaderships it has, then drops it from the node registry and the
-// transport. Its gossip entry goes once it is dead or has left.
+// leaderships it has, then drops it from the node registry. Its gossip
+// entry goes once it is dead or has left.
 func (a *admin) RemoveNode(ctx context.Context, node uint64) error {
 	shards, err := a.db.Status(ctx)
 	if err != nil {
