@@ -6,27 +6,39 @@ STATICCHECK_VERSION ?= v0.8.2
 TEST_TIMEOUT ?= 14m
 BENCHTIME ?= 2s
 
-.PHONY: all build run test lint fmt bench linearizability proto proto-check clean
+.PHONY: all build run cluster cluster-stop test lint fmt bench bench-go linearizability proto proto-check clean
 
 all: build
 
+## build: compile everything; binaries go to bin/ (kvnode, strata-embedded)
 build:
 	$(GO) build ./...
+	$(GO) build -o bin/kvnode ./cmd/kvnode
 	$(GO) build -o bin/strata-embedded ./examples/embedded
 
-## run: the embedded example on ./strata-data (single node, Pebble only)
+## run: one kvnode on the defaults in the foreground, data in ./strata-data (Ctrl-C stops it)
 run: build
-	./bin/strata-embedded -dir ./strata-data
+	./bin/kvnode start --data-dir ./strata-data
+
+## cluster: three local kvnodes (127.0.0.1:7370-7373, 7380-7383, 7390-7393), data and logs in a temp folder
+cluster: build
+	@scripts/cluster.sh start
+
+## cluster-stop: stop the nodes of `make cluster` (SIGTERM, then SIGKILL) and remove their folder
+cluster-stop:
+	@scripts/cluster.sh stop
 
 ## test: the whole suite with the race detector
 test:
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	cd cmd/kvbench && $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 ## lint: formatting, vet, staticcheck and generated code being current
 lint: proto-check
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd cmd/kvbench && $(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 fmt:
@@ -38,9 +50,15 @@ linearizability:
 	@STRATA_SEEDS=$(SEEDS) $(GO) test -race -count=1 -timeout 0 -run 'TestRandomizedClusters' -v ./linearizability/ \
 	  | grep -E '^(=== RUN|---|PASS|FAIL|ok)|linearizability:|reproduce|not linearizable'
 
-## bench: the Go benchmarks (Put/Get on 1 and 3 nodes, group commit)
-bench:
+## bench-go: the Go benchmarks (Put/Get on 1 and 3 nodes, group commit)
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m ./...
+
+## bench: the Strata vs etcd suite (bench/run.sh; knobs DURATION, REPEATS, KEYS, ETCD_BIN... there); results in bench/results/
+bench:
+	$(GO) build -o bin/kvnode ./cmd/kvnode
+	cd cmd/kvbench && $(GO) build -mod=mod -o ../../bin/kvbench .
+	bench/run.sh
 
 ## proto: regenerate checked-in protobuf code (needs protoc, protoc-gen-go, protoc-gen-go-grpc)
 proto:
@@ -54,3 +72,19 @@ proto-check:
 
 clean:
 	rm -rf bin strata-data
+
+## jepsen: real kvnode clusters under faults (root; installs iptables if missing): each nemesis once with register+set, plus an unsafe-reads run that must fail (~5 min). JEPSEN_ARGS adds flags.
+## jepsen-long: every nemesis combination on 5 nodes, a minute of faults each (about an hour)
+JEPSEN_DIR ?= $(or $(TMPDIR),/tmp)/strata-jepsen/$(shell date +%Y%m%d-%H%M%S)
+.PHONY: jepsen jepsen-long jepsen-build
+jepsen-build:
+	@if [ "$$(id -u)" != 0 ]; then echo "make jepsen needs root: it cuts links with iptables (try: sudo make jepsen)"; exit 3; fi
+	@command -v iptables >/dev/null || { echo "iptables missing: installing it"; (apt-get update -qq && apt-get install -y -qq iptables) >/dev/null || { echo "could not install iptables"; exit 3; }; }
+	$(GO) build -o bin/kvnode ./cmd/kvnode
+	$(GO) build -o bin/strata-jepsen ./jepsen
+
+jepsen: jepsen-build
+	./bin/strata-jepsen --kvnode bin/kvnode --matrix short --dir $(JEPSEN_DIR) $(JEPSEN_ARGS)
+
+jepsen-long: jepsen-build
+	./bin/strata-jepsen --kvnode bin/kvnode --matrix long --dir $(JEPSEN_DIR) $(JEPSEN_ARGS)

@@ -1,0 +1,49 @@
+// Package harness breaks real kvnode clusters on purpose and checks every
+// history: the library behind the strata-jepsen program (../main.go).
+//
+// A run starts 3 or 5 kvnode processes, each bound to its own loopback
+// address (127.0.0.11, .12, ...) for its client, peer, gossip and HTTP
+// ports, drives workloads against them through the Go client while a
+// nemesis injects faults, heals everything, reads the final state and checks
+// it. Every run leaves, in its directory: the history (history.json), the
+// porcupine visualisation on failure, each node's log, the nemesis timeline
+// (timeline.jsonl) and result.json. It leaves nothing else: no process, no
+// iptables rule, no data directory (see Cluster.Close and Net.Close).
+//
+// # Network faults
+//
+// Links are cut with iptables DROP rules in one dedicated chain
+// (STRATA-JEPSEN-<first address octet>) jumped to from INPUT and OUTPUT, so
+// healing is one flush and cleanup one flush and delete. A TCP connection a
+// process opens to 127.0.0.x leaves from 127.0.0.1 whatever address the
+// process listens on, so each node runs under its own group ID and a nat
+// rule (chain of the same name in table nat, jumped to from POSTROUTING)
+// rewrites the source of its outgoing connections to the node's address.
+// Two rules then cut A->B: "-s A -d B" drops what A sends to B's
+// addresses (on INPUT, after the rewrite), and "-s A -m conntrack
+// --ctrepldst B" drops A's answers on connections B opened, whose
+// destination netfilter has already rewritten back to 127.0.0.1.
+//
+// # Clock skew, honestly
+//
+// Strata has no wall-clock dependence in its safety path: raft timing is
+// counted in ticks, and leases are off by default. Setting a node's wall
+// clock would therefore test nothing. The clock-skew nemesis instead
+// changes a node's clock RATE: it restarts the node with
+// STRATA_DEBUG_CLOCK_RATE (0.25 to 4), which divides its raft tick interval,
+// so its elections and heartbeats run faster or slower than its peers'.
+// That is the only kind of skew Strata's timing can see. It needs
+// cmd/kvnode to call applyDebugEnv before strata.Open; the harness checks
+// each node's log for the hook's banner and reports a hook that was not
+// applied.
+//
+// # Workloads
+//
+// register: get, put and compare-and-swap on a small set of keys, a unique
+// value per write, checked per key by linearizability.Check. set: unique
+// adds (each a put of a new key under a prefix), then a final scan: no
+// acknowledged add may be lost, no element that was never attempted may
+// appear, and no add the client reported as certainly failed may appear.
+// bank and list-append are registered but return ErrNotImplemented until
+// transactions land.
+package harness
