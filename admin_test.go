@@ -180,6 +180,12 @@ func TestJoinAndReplica(t *testing.T) {
 	}
 	// Served by forwarding before it has any replica, system shard included.
 	checkAll(ctx, t, db4, acked)
+	for k, v := range acked {
+		if got, err := db4.GetSerializable(ctx, []byte(k)); err != nil || string(got) != v {
+			t.Fatalf("serializable get of %q through a node without replicas = %q, %v", k, got, err)
+		}
+		break
+	}
 	if err := db4.RegisterNode(ctx, strata.NodeRecord{ID: 4, PeerAddr: addr}); err != nil {
 		t.Fatalf("register from a node without a system replica: %v", err)
 	}

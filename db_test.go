@@ -114,3 +114,21 @@ func TestGCRemovesSupersededVersions(t *testing.T) {
 		t.Fatalf("second GC removed %d (%v), want 0", again, err)
 	}
 }
+
+func TestGetSerializable(t *testing.T) {
+	ctx := ctxT(t)
+	db := openSingle(t, t.TempDir())
+	defer db.Close()
+	if err := db.Put(ctx, []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := db.GetSerializable(ctx, []byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("GetSerializable = %q, %v", v, err)
+	}
+	if _, err := db.GetSerializable(ctx, []byte("absent")); !errors.Is(err, strata.ErrNotFound) {
+		t.Fatalf("GetSerializable of an absent key: %v", err)
+	}
+	if _, err := db.GetSerializable(ctx, nil); !errors.Is(err, strata.ErrEmptyKey) {
+		t.Fatalf("GetSerializable of an empty key: %v", err)
+	}
+}

@@ -51,6 +51,26 @@ func (db *DB) Get(ctx context.Context, key []byte) ([]byte, error) {
 	return resp.value, nil
 }
 
+// GetSerializable returns the value of key as a replica of its shard has
+// it, without confirming that the replica is up to date: the local replica
+// when the node has one, else another. It is cheaper than Get (no ReadIndex
+// round, no hop to the leader) but may miss writes acknowledged recently,
+// by as much as that replica lags; it never returns a value that was not
+// written. Like etcd's serializable reads.
+func (db *DB) GetSerializable(ctx context.Context, key []byte) ([]byte, error) {
+	if err := validateKey(key); err != nil {
+		return nil, err
+	}
+	resp, err := db.do(ctx, &request{op: opGet, key: key, stale: true})
+	if err != nil {
+		return nil, err
+	}
+	if !resp.found {
+		return nil, ErrNotFound
+	}
+	return resp.value, nil
+}
+
 // Put sets key to value.
 func (db *DB) Put(ctx context.Context, key, value []byte) error {
 	if err := validateKey(key); err != nil {
@@ -223,8 +243,15 @@ func (db *DB) otherReplica(shardID uint64, attempt int) uint64 {
 func (db *DB) execLocal(ctx context.Context, req *request) (response, error) {
 	switch req.op {
 	case opGet, opScan:
-		if !db.opts.UnsafeLocalReads {
+		if !db.opts.UnsafeLocalReads && !req.stale {
 			if err := db.node.ReadIndex(ctx, req.shard); err != nil {
+				return response{}, err
+			}
+		}
+		if req.stale {
+			// Served only by a node that hosts the shard: a node without
+			// a replica must ask one (it would read nothing here).
+			if _, err := db.node.AppliedIndex(req.shard); err != nil {
 				return response{}, err
 			}
 		}

@@ -17,6 +17,7 @@ type request struct {
 	absentA  bool   // CAS: old absent; scan: end unbounded
 	absentB  bool   // CAS: new absent (delete)
 	keysOnly bool
+	stale    bool // a read served from local state without ReadIndex
 	limit    int
 	node     uint64 // the node a membership, transfer or progress request is about
 }
@@ -78,7 +79,7 @@ func appendBytes(b, p []byte) []byte {
 
 func (r *request) encode() []byte {
 	var flags byte
-	for i, f := range []bool{r.absentA, r.absentB, r.keysOnly} {
+	for i, f := range []bool{r.absentA, r.absentB, r.keysOnly, r.stale} {
 		if f {
 			flags |= 1 << i
 		}
@@ -99,7 +100,7 @@ func decodeRequest(b []byte) (request, error) {
 	}
 	r := request{op: reqOp(d.byte())}
 	flags := d.byte()
-	r.absentA, r.absentB, r.keysOnly = flags&1 != 0, flags&2 != 0, flags&4 != 0
+	r.absentA, r.absentB, r.keysOnly, r.stale = flags&1 != 0, flags&2 != 0, flags&4 != 0, flags&8 != 0
 	r.shard = d.uvarint()
 	r.limit = int(d.uvarint())
 	r.node = d.uvarint()

@@ -40,9 +40,62 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ReadLevel is how fresh a read must be.
+type ReadLevel int32
+
+const (
+	// Linearizable: the read sees every write acknowledged before it began
+	// (the shard's leader confirms its leadership with ReadIndex).
+	ReadLevel_READ_LEVEL_LINEARIZABLE ReadLevel = 0
+	// Serializable: a replica of the shard answers from its local state
+	// without confirming it is up to date; cheaper, may miss writes
+	// acknowledged recently. Like etcd's serializable reads.
+	ReadLevel_READ_LEVEL_SERIALIZABLE ReadLevel = 1
+)
+
+// Enum value maps for ReadLevel.
+var (
+	ReadLevel_name = map[int32]string{
+		0: "READ_LEVEL_LINEARIZABLE",
+		1: "READ_LEVEL_SERIALIZABLE",
+	}
+	ReadLevel_value = map[string]int32{
+		"READ_LEVEL_LINEARIZABLE": 0,
+		"READ_LEVEL_SERIALIZABLE": 1,
+	}
+)
+
+func (x ReadLevel) Enum() *ReadLevel {
+	p := new(ReadLevel)
+	*p = x
+	return p
+}
+
+func (x ReadLevel) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReadLevel) Descriptor() protoreflect.EnumDescriptor {
+	return file_strata_proto_enumTypes[0].Descriptor()
+}
+
+func (ReadLevel) Type() protoreflect.EnumType {
+	return &file_strata_proto_enumTypes[0]
+}
+
+func (x ReadLevel) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReadLevel.Descriptor instead.
+func (ReadLevel) EnumDescriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{0}
+}
+
 type GetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	ReadLevel     ReadLevel              `protobuf:"varint,2,opt,name=read_level,json=readLevel,proto3,enum=strata.v1.ReadLevel" json:"read_level,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -82,6 +135,13 @@ func (x *GetRequest) GetKey() []byte {
 		return x.Key
 	}
 	return nil
+}
+
+func (x *GetRequest) GetReadLevel() ReadLevel {
+	if x != nil {
+		return x.ReadLevel
+	}
+	return ReadLevel_READ_LEVEL_LINEARIZABLE
 }
 
 type GetResponse struct {
@@ -1520,10 +1580,12 @@ var File_strata_proto protoreflect.FileDescriptor
 
 const file_strata_proto_rawDesc = "" +
 	"\n" +
-	"\fstrata.proto\x12\tstrata.v1\"\x1e\n" +
+	"\fstrata.proto\x12\tstrata.v1\"S\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\fR\x03key\"9\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x123\n" +
+	"\n" +
+	"read_level\x18\x02 \x01(\x0e2\x14.strata.v1.ReadLevelR\treadLevel\"9\n" +
 	"\vGetResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"4\n" +
@@ -1608,7 +1670,10 @@ const file_strata_proto_rawDesc = "" +
 	"\x16TransferLeaderResponse\",\n" +
 	"\x11RemoveNodeRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\"\x14\n" +
-	"\x12RemoveNodeResponse2\xfb\x02\n" +
+	"\x12RemoveNodeResponse*E\n" +
+	"\tReadLevel\x12\x1b\n" +
+	"\x17READ_LEVEL_LINEARIZABLE\x10\x00\x12\x1b\n" +
+	"\x17READ_LEVEL_SERIALIZABLE\x10\x012\xfb\x02\n" +
 	"\x02KV\x124\n" +
 	"\x03Get\x12\x15.strata.v1.GetRequest\x1a\x16.strata.v1.GetResponse\x124\n" +
 	"\x03Put\x12\x15.strata.v1.PutRequest\x1a\x16.strata.v1.PutResponse\x12=\n" +
@@ -1638,73 +1703,76 @@ func file_strata_proto_rawDescGZIP() []byte {
 	return file_strata_proto_rawDescData
 }
 
+var file_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_strata_proto_goTypes = []any{
-	(*GetRequest)(nil),             // 0: strata.v1.GetRequest
-	(*GetResponse)(nil),            // 1: strata.v1.GetResponse
-	(*PutRequest)(nil),             // 2: strata.v1.PutRequest
-	(*PutResponse)(nil),            // 3: strata.v1.PutResponse
-	(*DeleteRequest)(nil),          // 4: strata.v1.DeleteRequest
-	(*DeleteResponse)(nil),         // 5: strata.v1.DeleteResponse
-	(*ScanRequest)(nil),            // 6: strata.v1.ScanRequest
-	(*ScanResponse)(nil),           // 7: strata.v1.ScanResponse
-	(*KeyValue)(nil),               // 8: strata.v1.KeyValue
-	(*CompareAndSwapRequest)(nil),  // 9: strata.v1.CompareAndSwapRequest
-	(*CompareAndSwapResponse)(nil), // 10: strata.v1.CompareAndSwapResponse
-	(*Mutation)(nil),               // 11: strata.v1.Mutation
-	(*BatchRequest)(nil),           // 12: strata.v1.BatchRequest
-	(*BatchResponse)(nil),          // 13: strata.v1.BatchResponse
-	(*StatusRequest)(nil),          // 14: strata.v1.StatusRequest
-	(*StatusResponse)(nil),         // 15: strata.v1.StatusResponse
-	(*ShardStatus)(nil),            // 16: strata.v1.ShardStatus
-	(*ReplicaStatus)(nil),          // 17: strata.v1.ReplicaStatus
-	(*MembersRequest)(nil),         // 18: strata.v1.MembersRequest
-	(*MembersResponse)(nil),        // 19: strata.v1.MembersResponse
-	(*Member)(nil),                 // 20: strata.v1.Member
-	(*AddReplicaRequest)(nil),      // 21: strata.v1.AddReplicaRequest
-	(*AddReplicaResponse)(nil),     // 22: strata.v1.AddReplicaResponse
-	(*RemoveReplicaRequest)(nil),   // 23: strata.v1.RemoveReplicaRequest
-	(*RemoveReplicaResponse)(nil),  // 24: strata.v1.RemoveReplicaResponse
-	(*TransferLeaderRequest)(nil),  // 25: strata.v1.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil), // 26: strata.v1.TransferLeaderResponse
-	(*RemoveNodeRequest)(nil),      // 27: strata.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),     // 28: strata.v1.RemoveNodeResponse
+	(ReadLevel)(0),                 // 0: strata.v1.ReadLevel
+	(*GetRequest)(nil),             // 1: strata.v1.GetRequest
+	(*GetResponse)(nil),            // 2: strata.v1.GetResponse
+	(*PutRequest)(nil),             // 3: strata.v1.PutRequest
+	(*PutResponse)(nil),            // 4: strata.v1.PutResponse
+	(*DeleteRequest)(nil),          // 5: strata.v1.DeleteRequest
+	(*DeleteResponse)(nil),         // 6: strata.v1.DeleteResponse
+	(*ScanRequest)(nil),            // 7: strata.v1.ScanRequest
+	(*ScanResponse)(nil),           // 8: strata.v1.ScanResponse
+	(*KeyValue)(nil),               // 9: strata.v1.KeyValue
+	(*CompareAndSwapRequest)(nil),  // 10: strata.v1.CompareAndSwapRequest
+	(*CompareAndSwapResponse)(nil), // 11: strata.v1.CompareAndSwapResponse
+	(*Mutation)(nil),               // 12: strata.v1.Mutation
+	(*BatchRequest)(nil),           // 13: strata.v1.BatchRequest
+	(*BatchResponse)(nil),          // 14: strata.v1.BatchResponse
+	(*StatusRequest)(nil),          // 15: strata.v1.StatusRequest
+	(*StatusResponse)(nil),         // 16: strata.v1.StatusResponse
+	(*ShardStatus)(nil),            // 17: strata.v1.ShardStatus
+	(*ReplicaStatus)(nil),          // 18: strata.v1.ReplicaStatus
+	(*MembersRequest)(nil),         // 19: strata.v1.MembersRequest
+	(*MembersResponse)(nil),        // 20: strata.v1.MembersResponse
+	(*Member)(nil),                 // 21: strata.v1.Member
+	(*AddReplicaRequest)(nil),      // 22: strata.v1.AddReplicaRequest
+	(*AddReplicaResponse)(nil),     // 23: strata.v1.AddReplicaResponse
+	(*RemoveReplicaRequest)(nil),   // 24: strata.v1.RemoveReplicaRequest
+	(*RemoveReplicaResponse)(nil),  // 25: strata.v1.RemoveReplicaResponse
+	(*TransferLeaderRequest)(nil),  // 26: strata.v1.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil), // 27: strata.v1.TransferLeaderResponse
+	(*RemoveNodeRequest)(nil),      // 28: strata.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),     // 29: strata.v1.RemoveNodeResponse
 }
 var file_strata_proto_depIdxs = []int32{
-	8,  // 0: strata.v1.ScanResponse.kvs:type_name -> strata.v1.KeyValue
-	11, // 1: strata.v1.BatchRequest.mutations:type_name -> strata.v1.Mutation
-	16, // 2: strata.v1.StatusResponse.shards:type_name -> strata.v1.ShardStatus
-	17, // 3: strata.v1.ShardStatus.local:type_name -> strata.v1.ReplicaStatus
-	20, // 4: strata.v1.MembersResponse.members:type_name -> strata.v1.Member
-	0,  // 5: strata.v1.KV.Get:input_type -> strata.v1.GetRequest
-	2,  // 6: strata.v1.KV.Put:input_type -> strata.v1.PutRequest
-	4,  // 7: strata.v1.KV.Delete:input_type -> strata.v1.DeleteRequest
-	6,  // 8: strata.v1.KV.Scan:input_type -> strata.v1.ScanRequest
-	9,  // 9: strata.v1.KV.CompareAndSwap:input_type -> strata.v1.CompareAndSwapRequest
-	12, // 10: strata.v1.KV.Batch:input_type -> strata.v1.BatchRequest
-	14, // 11: strata.v1.Cluster.Status:input_type -> strata.v1.StatusRequest
-	18, // 12: strata.v1.Cluster.Members:input_type -> strata.v1.MembersRequest
-	21, // 13: strata.v1.Cluster.AddReplica:input_type -> strata.v1.AddReplicaRequest
-	23, // 14: strata.v1.Cluster.RemoveReplica:input_type -> strata.v1.RemoveReplicaRequest
-	25, // 15: strata.v1.Cluster.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
-	27, // 16: strata.v1.Cluster.RemoveNode:input_type -> strata.v1.RemoveNodeRequest
-	1,  // 17: strata.v1.KV.Get:output_type -> strata.v1.GetResponse
-	3,  // 18: strata.v1.KV.Put:output_type -> strata.v1.PutResponse
-	5,  // 19: strata.v1.KV.Delete:output_type -> strata.v1.DeleteResponse
-	7,  // 20: strata.v1.KV.Scan:output_type -> strata.v1.ScanResponse
-	10, // 21: strata.v1.KV.CompareAndSwap:output_type -> strata.v1.CompareAndSwapResponse
-	13, // 22: strata.v1.KV.Batch:output_type -> strata.v1.BatchResponse
-	15, // 23: strata.v1.Cluster.Status:output_type -> strata.v1.StatusResponse
-	19, // 24: strata.v1.Cluster.Members:output_type -> strata.v1.MembersResponse
-	22, // 25: strata.v1.Cluster.AddReplica:output_type -> strata.v1.AddReplicaResponse
-	24, // 26: strata.v1.Cluster.RemoveReplica:output_type -> strata.v1.RemoveReplicaResponse
-	26, // 27: strata.v1.Cluster.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
-	28, // 28: strata.v1.Cluster.RemoveNode:output_type -> strata.v1.RemoveNodeResponse
-	17, // [17:29] is the sub-list for method output_type
-	5,  // [5:17] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	0,  // 0: strata.v1.GetRequest.read_level:type_name -> strata.v1.ReadLevel
+	9,  // 1: strata.v1.ScanResponse.kvs:type_name -> strata.v1.KeyValue
+	12, // 2: strata.v1.BatchRequest.mutations:type_name -> strata.v1.Mutation
+	17, // 3: strata.v1.StatusResponse.shards:type_name -> strata.v1.ShardStatus
+	18, // 4: strata.v1.ShardStatus.local:type_name -> strata.v1.ReplicaStatus
+	21, // 5: strata.v1.MembersResponse.members:type_name -> strata.v1.Member
+	1,  // 6: strata.v1.KV.Get:input_type -> strata.v1.GetRequest
+	3,  // 7: strata.v1.KV.Put:input_type -> strata.v1.PutRequest
+	5,  // 8: strata.v1.KV.Delete:input_type -> strata.v1.DeleteRequest
+	7,  // 9: strata.v1.KV.Scan:input_type -> strata.v1.ScanRequest
+	10, // 10: strata.v1.KV.CompareAndSwap:input_type -> strata.v1.CompareAndSwapRequest
+	13, // 11: strata.v1.KV.Batch:input_type -> strata.v1.BatchRequest
+	15, // 12: strata.v1.Cluster.Status:input_type -> strata.v1.StatusRequest
+	19, // 13: strata.v1.Cluster.Members:input_type -> strata.v1.MembersRequest
+	22, // 14: strata.v1.Cluster.AddReplica:input_type -> strata.v1.AddReplicaRequest
+	24, // 15: strata.v1.Cluster.RemoveReplica:input_type -> strata.v1.RemoveReplicaRequest
+	26, // 16: strata.v1.Cluster.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
+	28, // 17: strata.v1.Cluster.RemoveNode:input_type -> strata.v1.RemoveNodeRequest
+	2,  // 18: strata.v1.KV.Get:output_type -> strata.v1.GetResponse
+	4,  // 19: strata.v1.KV.Put:output_type -> strata.v1.PutResponse
+	6,  // 20: strata.v1.KV.Delete:output_type -> strata.v1.DeleteResponse
+	8,  // 21: strata.v1.KV.Scan:output_type -> strata.v1.ScanResponse
+	11, // 22: strata.v1.KV.CompareAndSwap:output_type -> strata.v1.CompareAndSwapResponse
+	14, // 23: strata.v1.KV.Batch:output_type -> strata.v1.BatchResponse
+	16, // 24: strata.v1.Cluster.Status:output_type -> strata.v1.StatusResponse
+	20, // 25: strata.v1.Cluster.Members:output_type -> strata.v1.MembersResponse
+	23, // 26: strata.v1.Cluster.AddReplica:output_type -> strata.v1.AddReplicaResponse
+	25, // 27: strata.v1.Cluster.RemoveReplica:output_type -> strata.v1.RemoveReplicaResponse
+	27, // 28: strata.v1.Cluster.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
+	29, // 29: strata.v1.Cluster.RemoveNode:output_type -> strata.v1.RemoveNodeResponse
+	18, // [18:30] is the sub-list for method output_type
+	6,  // [6:18] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_strata_proto_init() }
@@ -1719,13 +1787,14 @@ func file_strata_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_proto_rawDesc), len(file_strata_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
 		GoTypes:           file_strata_proto_goTypes,
 		DependencyIndexes: file_strata_proto_depIdxs,
+		EnumInfos:         file_strata_proto_enumTypes,
 		MessageInfos:      file_strata_proto_msgTypes,
 	}.Build()
 	File_strata_proto = out.File

@@ -496,9 +496,21 @@ func (c *Client) maybeRefresh(ctx context.Context) {
 
 // Get returns the value of key, or ErrNotFound.
 func (c *Client) Get(ctx context.Context, key []byte) ([]byte, error) {
+	return c.get(ctx, key, api.ReadLevel_READ_LEVEL_LINEARIZABLE)
+}
+
+// GetSerializable returns the value of key as a replica of its shard has it,
+// without confirming the replica is up to date: cheaper than Get, but it may
+// miss writes acknowledged recently (see strata.DB.GetSerializable).
+// ErrNotFound if absent.
+func (c *Client) GetSerializable(ctx context.Context, key []byte) ([]byte, error) {
+	return c.get(ctx, key, api.ReadLevel_READ_LEVEL_SERIALIZABLE)
+}
+
+func (c *Client) get(ctx context.Context, key []byte, level api.ReadLevel) ([]byte, error) {
 	var resp *api.GetResponse
 	err := c.invoke(ctx, callOpts{method: "Get", key: key, routed: true}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = api.NewKVClient(cc).Get(ctx, &api.GetRequest{Key: key})
+		resp, err = api.NewKVClient(cc).Get(ctx, &api.GetRequest{Key: key, ReadLevel: level})
 		return err
 	})
 	if err != nil {

@@ -135,6 +135,12 @@ func TestKV(t *testing.T) {
 	if v, err := c.Get(ctx, []byte("k")); err != nil || string(v) != "v1" {
 		t.Fatalf("Get = %q, %v", v, err)
 	}
+	if v, err := c.GetSerializable(ctx, []byte("k")); err != nil || string(v) != "v1" {
+		t.Fatalf("GetSerializable = %q, %v", v, err)
+	}
+	if _, err := c.GetSerializable(ctx, []byte("absent")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetSerializable absent: %v, want ErrNotFound", err)
+	}
 	if err := c.Put(ctx, []byte("k"), []byte("v2")); err != nil {
 		t.Fatal(err)
 	}

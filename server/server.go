@@ -145,7 +145,15 @@ type kvService struct {
 
 func (k kvService) Get(ctx context.Context, req *api.GetRequest) (*api.GetResponse, error) {
 	start := time.Now()
-	v, err := k.s.db.Get(ctx, req.GetKey())
+	get := k.s.db.Get
+	switch req.GetReadLevel() {
+	case api.ReadLevel_READ_LEVEL_LINEARIZABLE:
+	case api.ReadLevel_READ_LEVEL_SERIALIZABLE:
+		get = k.s.db.GetSerializable
+	default:
+		return nil, k.s.finish("Get", start, status.Errorf(codes.InvalidArgument, "unknown read level %d", req.GetReadLevel()))
+	}
+	v, err := get(ctx, req.GetKey())
 	if errors.Is(err, strata.ErrNotFound) {
 		return &api.GetResponse{}, k.s.finish("Get", start, nil)
 	}

@@ -70,6 +70,12 @@ func TestKV(t *testing.T) {
 	if g, err := kv.Get(ctx, &api.GetRequest{Key: []byte("a")}); err != nil || !g.Found || string(g.Value) != "1" {
 		t.Fatalf("Get = %v, %v", g, err)
 	}
+	if g, err := kv.Get(ctx, &api.GetRequest{Key: []byte("a"), ReadLevel: api.ReadLevel_READ_LEVEL_SERIALIZABLE}); err != nil || !g.Found || string(g.Value) != "1" {
+		t.Fatalf("serializable Get = %v, %v", g, err)
+	}
+	if _, err := kv.Get(ctx, &api.GetRequest{Key: []byte("a"), ReadLevel: 7}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("Get with an unknown read level: %v, want InvalidArgument", err)
+	}
 	// CAS with old unset means "absent": fails on a present key.
 	if r, err := kv.CompareAndSwap(ctx, &api.CompareAndSwapRequest{Key: []byte("a"), New: []byte("2")}); err != nil || r.Swapped {
 		t.Fatalf("CAS(absent) = %v, %v", r, err)

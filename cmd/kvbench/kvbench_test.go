@@ -157,7 +157,6 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"--endpoints", "nohost"}, `"nohost" is not host:port`},
 		{[]string{"--endpoints", "http://a:1"}, "is not host:port"},
 		{[]string{"--endpoints", "a:1", "--workload", "nope"}, "want one of put, get"},
-		{[]string{"--endpoints", "a:1", "--read", "serializable"}, "Strata exposes no read level"},
 		{[]string{"--endpoints", "a:1", "--system", "etcd", "--read", "stale"}, `--read "stale"`},
 		{[]string{"--endpoints", "a:1", "--clients", "0"}, "--clients 0"},
 		{[]string{"--endpoints", "a:1", "--duration", "0s"}, "--duration 0s"},

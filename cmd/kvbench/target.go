@@ -36,10 +36,6 @@ const (
 	readSerializable = "serializable"
 )
 
-// strataNoCheapReads is why kvbench runs no cheaper read level on Strata.
-const strataNoCheapReads = "Strata exposes no read level over its gRPC API yet (GetRequest has no such field; " +
-	"lease reads are a node-wide option, Options.LeaseReads, not a per-call level): only linearizable reads are measured"
-
 // openTarget opens one connection of cfg's system.
 func openTarget(cfg *Config) (target, error) {
 	switch cfg.System {
@@ -48,7 +44,7 @@ func openTarget(cfg *Config) (target, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &strataTarget{c: c}, nil
+		return &strataTarget{c: c, serializable: cfg.ReadLevel == readSerializable}, nil
 	case "etcd":
 		c, err := clientv3.New(clientv3.Config{
 			Endpoints:   cfg.Endpoints,
@@ -67,10 +63,17 @@ func openTarget(cfg *Config) (target, error) {
 }
 
 // strataTarget speaks to Strata through package client.
-type strataTarget struct{ c *client.Client }
+type strataTarget struct {
+	c            *client.Client
+	serializable bool // reads at the serializable level (GetSerializable)
+}
 
 func (t *strataTarget) get(ctx context.Context, key []byte) (bool, error) {
-	_, err := t.c.Get(ctx, key)
+	get := t.c.Get
+	if t.serializable {
+		get = t.c.GetSerializable
+	}
+	_, err := get(ctx, key)
 	if errors.Is(err, client.ErrNotFound) {
 		return false, nil
 	}
