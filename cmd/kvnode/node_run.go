@@ -193,7 +193,8 @@ func (n *node) run(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	n.grpc = grpc.NewServer()
+	// Room for the largest batch (strata.MaxBatchSize) and its framing.
+	n.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(strata.MaxBatchSize + 1<<20))
 	srv.Register(n.grpc)
 	n.http = &http.Server{Handler: n.httpHandler(reg), ReadHeaderTimeout: 5 * time.Second}
 
