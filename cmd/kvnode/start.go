@@ -37,6 +37,8 @@ type startConfig struct {
 	// ReplicaGrace is how long a shard stays below ReplicationFactor
 	// before the system shard's leader adds a replica.
 	ReplicaGrace time.Duration
+	// Pprof serves Go's profiler under /debug/pprof/ on HTTPAddr.
+	Pprof bool
 }
 
 // startFlags are the raw flag values of `kvnode start`.
@@ -50,6 +52,7 @@ type startFlags struct {
 	initialGossip             string
 	shards, replicationFactor int
 	replicaGrace              time.Duration
+	pprof                     bool
 }
 
 // startKeys are the flags a config file may set: every flag of start but
@@ -57,7 +60,7 @@ type startFlags struct {
 var startKeys = []string{
 	"id", "data-dir", "client-addr", "peer-addr", "gossip-addr", "http-addr",
 	"initial-cluster", "initial-gossip", "join", "shards", "replication-factor",
-	"replica-grace",
+	"replica-grace", "pprof",
 }
 
 func newStartCmd() *cobra.Command {
@@ -122,6 +125,7 @@ func (f *startFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.shards, "shards", 4, "user shards of a new cluster")
 	fs.IntVar(&f.replicationFactor, "replication-factor", 3, "replicas per shard; a shard below it gets replicas on live members")
 	fs.DurationVar(&f.replicaGrace, "replica-grace", 30*time.Second, "how long a shard stays below --replication-factor before a replica is added")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on --http-addr (e.g. go tool pprof http://127.0.0.1:7373/debug/pprof/profile)")
 }
 
 // resolve reads the config file into the flags not set on the command
@@ -212,6 +216,7 @@ func (f *startFlags) validate(peerSet bool) (startConfig, error) {
 		ID: f.id, DataDir: f.dataDir, ClientAddr: f.clientAddr, PeerAddr: f.peerAddr,
 		GossipAddr: f.gossipAddr, HTTPAddr: f.httpAddr,
 		Shards: f.shards, ReplicationFactor: f.replicationFactor, ReplicaGrace: f.replicaGrace,
+		Pprof: f.pprof,
 	}
 	if c.ID == 0 {
 		return c, errors.New("--id must be > 0")
