@@ -17,4 +17,9 @@
 // The in-memory view a RaftLog keeps of its log bounds (first and last index,
 // hard state) is only updated by Persisted, after the batch that wrote them
 // committed; callers stage writes into a batch and then call Persisted.
+//
+// A RaftLog keeps its newest persisted entries (up to 1,024 or 1 MiB) in
+// memory, so that raft reads the entries it commits and sends without
+// reading them back from Pebble. The entries Entries returns are shared:
+// callers must not modify them.
 package storage

@@ -88,6 +88,9 @@ type RaftLog struct {
 
 	// snapshot builds the snapshot raft asks for; set by the group's owner.
 	snapshot func() (*raftpb.Snapshot, error)
+	// bounds of the entry cache (tests lower them)
+	cacheMaxEntries int
+	cacheMaxBytes   uint64
 
 	mu struct {
 		sync.Mutex
@@ -95,6 +98,10 @@ type RaftLog struct {
 		last                  uint64 // index of the last entry (truncIndex if none)
 		lastTerm              uint64
 		hardState             *raftpb.HardState
+		// cache holds the newest persisted entries, a contiguous run that
+		// ends at last (or nothing), so that raft reads the entries it
+		// commits and sends without a trip to the engine.
+		cache []cachedEntry
 	}
 	// pending holds staged, uncommitted changes (owner goroutine only).
 	pending struct {
@@ -106,15 +113,33 @@ type RaftLog struct {
 		// Persisted or Discard, 0 if none: the terms of those entries are
 		// only in the uncommitted batch.
 		appendFrom uint64
+		// ents are the entries staged since appendFrom, for the cache.
+		ents []cachedEntry
+		// clearCache: the staged changes replace the whole log.
+		clearCache bool
 	}
 }
+
+// cachedEntry is an entry of the cache with its encoded size.
+type cachedEntry struct {
+	ent  *raftpb.Entry
+	size uint64
+}
+
+// Default cache bounds per group: the entries a healthy group reads back
+// (the ones it commits, and those a follower a little behind needs) are the
+// newest few hundred; older ones come from the engine.
+const (
+	defaultCacheMaxEntries = 1024
+	defaultCacheMaxBytes   = 1 << 20
+)
 
 var _ raft.Storage = (*RaftLog)(nil)
 
 // OpenRaftLog loads the raft state of group. snapshot is called when raft
 // needs a snapshot to send to a follower; it may be nil until SetSnapshotter.
 func OpenRaftLog(e *Engine, group uint64) (*RaftLog, error) {
-	l := &RaftLog{e: e, group: group}
+	l := &RaftLog{e: e, group: group, cacheMaxEntries: defaultCacheMaxEntries, cacheMaxBytes: defaultCacheMaxBytes}
 	r := e.db
 	if v, err := Get(r, TruncatedStateKey(group)); err == nil {
 		if len(v) != 16 {
@@ -176,7 +201,9 @@ func (l *RaftLog) InitialState() (*raftpb.HardState, *raftpb.ConfState, error) {
 	return proto.Clone(l.mu.hardState).(*raftpb.HardState), as.ConfState, nil
 }
 
-// Entries implements raft.Storage.
+// Entries implements raft.Storage. As with raft.MemoryStorage, the
+// entries returned may be shared with the log's cache and with other
+// callers: they must not be modified.
 func (l *RaftLog) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	l.mu.Lock()
 	trunc, last := l.mu.truncIndex, l.mu.last
@@ -186,6 +213,9 @@ func (l *RaftLog) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	}
 	if hi > last+1 {
 		return nil, raft.ErrUnavailable
+	}
+	if ents, ok := l.cachedEntries(lo, hi, maxSize); ok {
+		return ents, nil
 	}
 	it, err := l.e.db.NewIter(&pebble.IterOptions{LowerBound: LogKey(l.group, lo), UpperBound: LogKey(l.group, hi)})
 	if err != nil {
@@ -227,10 +257,36 @@ func (l *RaftLog) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	return ents, nil
 }
 
+// cachedEntries returns the entries [lo, hi) from the cache, limited by
+// maxSize as Entries is, if the cache holds them all.
+func (l *RaftLog) cachedEntries(lo, hi, maxSize uint64) ([]*raftpb.Entry, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.mu.cache
+	if len(c) == 0 || lo < c[0].ent.GetIndex() || hi > l.mu.last+1 || lo >= hi {
+		return nil, false
+	}
+	c = c[lo-c[0].ent.GetIndex() : hi-c[0].ent.GetIndex()]
+	ents := make([]*raftpb.Entry, 0, len(c))
+	var size uint64
+	for _, ce := range c {
+		size += ce.size
+		if len(ents) > 0 && size > maxSize {
+			break
+		}
+		ents = append(ents, ce.ent)
+	}
+	return ents, true
+}
+
 // Term implements raft.Storage.
 func (l *RaftLog) Term(i uint64) (uint64, error) {
 	l.mu.Lock()
 	trunc, truncTerm, last, lastTerm := l.mu.truncIndex, l.mu.truncTerm, l.mu.last, l.mu.lastTerm
+	var cached *raftpb.Entry
+	if c := l.mu.cache; len(c) > 0 && i >= c[0].ent.GetIndex() && i <= last {
+		cached = c[i-c[0].ent.GetIndex()].ent
+	}
 	l.mu.Unlock()
 	switch {
 	case i == trunc:
@@ -241,6 +297,8 @@ func (l *RaftLog) Term(i uint64) (uint64, error) {
 		return 0, raft.ErrUnavailable
 	case i == last:
 		return lastTerm, nil
+	case cached != nil:
+		return cached.GetTerm(), nil
 	}
 	v, err := Get(l.e.db, LogKey(l.group, i))
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -313,6 +371,8 @@ func (l *RaftLog) resetPending() {
 	defer l.mu.Unlock()
 	l.pending.set = false
 	l.pending.appendFrom = 0
+	l.pending.ents = nil
+	l.pending.clearCache = false
 	l.pending.truncIndex, l.pending.truncTerm = l.mu.truncIndex, l.mu.truncTerm
 	l.pending.last, l.pending.lastTerm = l.mu.last, l.mu.lastTerm
 	l.pending.hardState = l.mu.hardState
@@ -333,6 +393,14 @@ func (l *RaftLog) StageAppend(b *pebble.Batch, ents []*raftpb.Entry) error {
 	if first > l.pending.last+1 {
 		return fmt.Errorf("storage: group %d: append at %d leaves a gap after %d", l.group, first, l.pending.last)
 	}
+	// Entries staged earlier in this batch at or after first are replaced.
+	if p := l.pending.ents; len(p) > 0 {
+		if from := p[0].ent.GetIndex(); first <= from {
+			l.pending.ents = p[:0]
+		} else if first <= from+uint64(len(p)) {
+			l.pending.ents = p[:first-from]
+		}
+	}
 	buf := make([]byte, 0, 256)
 	for _, ent := range ents {
 		var err error
@@ -343,6 +411,7 @@ func (l *RaftLog) StageAppend(b *pebble.Batch, ents []*raftpb.Entry) error {
 		if err := b.Set(LogKey(l.group, ent.GetIndex()), buf, nil); err != nil {
 			return err
 		}
+		l.pending.ents = append(l.pending.ents, cachedEntry{ent: ent, size: uint64(len(buf))})
 	}
 	newLast := ents[len(ents)-1].GetIndex()
 	if newLast < l.pending.last {
@@ -394,6 +463,8 @@ func (l *RaftLog) StageSnapshot(b *pebble.Batch, meta *raftpb.SnapshotMetadata) 
 	if err := l.stageTruncated(b, meta.GetIndex(), meta.GetTerm()); err != nil {
 		return err
 	}
+	l.pending.ents = nil
+	l.pending.clearCache = true
 	l.pending.last, l.pending.lastTerm = meta.GetIndex(), meta.GetTerm()
 	return nil
 }
@@ -451,9 +522,55 @@ func (l *RaftLog) Persisted() {
 	l.mu.truncIndex, l.mu.truncTerm = l.pending.truncIndex, l.pending.truncTerm
 	l.mu.last, l.mu.lastTerm = l.pending.last, l.pending.lastTerm
 	l.mu.hardState = l.pending.hardState
+	l.updateCacheLocked()
 	l.mu.Unlock()
 	l.pending.set = false
 	l.pending.appendFrom = 0
+	l.pending.ents = nil
+	l.pending.clearCache = false
+}
+
+// updateCacheLocked brings the cache in line with the log just persisted:
+// it drops what was truncated or replaced, adds the appended entries and
+// trims the oldest beyond the bounds. The cache stays a contiguous run
+// ending at the last index, or empty.
+func (l *RaftLog) updateCacheLocked() {
+	c := l.mu.cache
+	if l.pending.clearCache {
+		c = c[:0]
+	}
+	if p := l.pending.ents; len(p) > 0 {
+		from := p[0].ent.GetIndex()
+		if len(c) > 0 && from > c[0].ent.GetIndex() && from <= c[0].ent.GetIndex()+uint64(len(c)) {
+			c = c[:from-c[0].ent.GetIndex()] // keep the run before the append
+		} else {
+			c = c[:0]
+		}
+		c = append(c, p...)
+	}
+	// Drop truncated entries, then the oldest beyond the bounds.
+	drop := 0
+	for drop < len(c) && c[drop].ent.GetIndex() <= l.mu.truncIndex {
+		drop++
+	}
+	var size uint64
+	for _, ce := range c[drop:] {
+		size += ce.size
+	}
+	for drop < len(c) && (len(c)-drop > l.cacheMaxEntries || size > l.cacheMaxBytes) {
+		size -= c[drop].size
+		drop++
+	}
+	if len(c) > 0 && c[len(c)-1].ent.GetIndex() != l.mu.last {
+		c, drop = c[:0], 0 // not the log's tail: never serve it
+	}
+	if drop > 0 {
+		// Copy down so the dropped entries can be collected.
+		n := copy(c, c[drop:])
+		clear(c[n:])
+		c = c[:n]
+	}
+	l.mu.cache = c
 }
 
 // Discard drops staged changes whose batch was not committed.
@@ -461,6 +578,9 @@ func (l *RaftLog) Discard() { l.resetPending() }
 
 // Destroy stages removal of every raft-local key of the group.
 func (l *RaftLog) Destroy(b *pebble.Batch) error {
+	l.pending.ents = nil
+	l.pending.clearCache = true
+	l.pending.set = true
 	start, end := GroupRaftSpan(l.group)
 	return b.DeleteRange(start, end, nil)
 }

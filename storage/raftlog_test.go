@@ -208,14 +208,6 @@ func TestRaftLogAppendPersisted(t *testing.T) {
 	wantEntries(t, l, 10, 11, math.MaxUint64, es[9:], nil)
 	wantEntries(t, l, 5, 12, math.MaxUint64, nil, raft.ErrUnavailable)
 
-	// Returned entries are the caller's: changing them changes nothing.
-	got, err := l.Entries(1, 2, math.MaxUint64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got[0].Data = []byte("scribbled")
-	wantEntries(t, l, 1, 2, math.MaxUint64, es[:1], nil)
-
 	// More entries in a later batch, and a contiguous append.
 	appendEnts(t, e, l, ents(11, 13, 2))
 	wantBounds(t, l, 1, 12)
@@ -650,7 +642,14 @@ func TestRaftLogModel(t *testing.T) {
 	}
 	defer func() { _ = e.Close() }()
 	const group = 3
-	l := openTestLog(t, e, group)
+	// A small entry cache, so that appends overflow it and reads span
+	// the cache and the engine.
+	openLog := func() *RaftLog {
+		l := openTestLog(t, e, group)
+		l.cacheMaxEntries, l.cacheMaxBytes = 8, 1000
+		return l
+	}
+	l := openLog()
 	ms := raft.NewMemoryStorage()
 	hs := &raftpb.HardState{}
 
@@ -705,6 +704,23 @@ func TestRaftLogModel(t *testing.T) {
 			if err := ms.Compact(at); err != nil {
 				t.Fatal(err)
 			}
+		case op < 8 && rng.Intn(2) == 0: // two appends in one batch, the second may overwrite the first
+			at := first + uint64(rng.Int63n(int64(last-first+2)))
+			es1 := randEnts(at)
+			if err := ms.Append(es1); err != nil {
+				t.Fatal(err)
+			}
+			last1 := es1[len(es1)-1].GetIndex()
+			es2 := randEnts(at + uint64(rng.Int63n(int64(last1-at+2))))
+			if err := ms.Append(es2); err != nil {
+				t.Fatal(err)
+			}
+			stage(t, e, l, func(b *pebble.Batch) error {
+				if err := l.StageAppend(b, es1); err != nil {
+					return err
+				}
+				return l.StageAppend(b, es2)
+			})
 		case op < 8: // snapshot, inside or beyond the log
 			lastTerm, _ := ms.Term(last)
 			idx := first + uint64(rng.Intn(int(last-first+1)+5))
@@ -732,12 +748,14 @@ func TestRaftLogModel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l = openTestLog(t, e, group)
+			l = openLog()
 		}
 		if !proto.Equal(l.HardState(), hs) {
 			t.Fatalf("step %d: HardState = %v, want %v", step, l.HardState(), hs)
 		}
 		compareWithMemory(t, l, ms)
+		// A log opened afresh has no cache: it reads the engine alone.
+		compareWithMemory(t, openTestLog(t, e, group), ms)
 	}
 }
 
@@ -785,4 +803,39 @@ func TestRaftLogTruncateInBatchWithAppend(t *testing.T) {
 	// After Persisted, truncating the once-staged entries works.
 	stage(t, e, l, func(b *pebble.Batch) error { return l.StageTruncate(b, 9) })
 	wantTerm(t, l, 9, 3, nil)
+}
+
+// TestRaftLogEntryCache: entries just persisted are served from memory (the
+// very entries appended), within the cache's bounds; older ones from the
+// engine; and a snapshot empties the cache.
+func TestRaftLogEntryCache(t *testing.T) {
+	e := openTestEngine(t, vfs.NewMem(), "db")
+	l := openTestLog(t, e, 1)
+	l.cacheMaxEntries = 4
+	es := ents(1, 11, 1)
+	appendEnts(t, e, l, es)
+	got, err := l.Entries(7, 11, math.MaxUint64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ent := range got {
+		if ent != es[6+i] {
+			t.Fatalf("Entries(7, 11)[%d] is not the cached entry", i)
+		}
+	}
+	got, err = l.Entries(5, 11, math.MaxUint64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 6 || got[0] == es[4] || !proto.Equal(got[0], es[4]) {
+		t.Fatalf("Entries(5, 11): want 6 entries, the first read from the engine")
+	}
+	meta := &raftpb.SnapshotMetadata{Index: proto.Uint64(20), Term: proto.Uint64(2), ConfState: &raftpb.ConfState{}}
+	stage(t, e, l, func(b *pebble.Batch) error { return l.StageSnapshot(b, meta) })
+	if n := len(l.mu.cache); n != 0 {
+		t.Fatalf("cache holds %d entries after a snapshot, want 0", n)
+	}
+	wantEntries(t, l, 20, 21, math.MaxUint64, nil, raft.ErrCompacted)
+	appendEnts(t, e, l, ents(21, 23, 2))
+	wantEntries(t, l, 21, 23, math.MaxUint64, ents(21, 23, 2), nil)
 }
