@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/strata-kv/strata/raftnode"
 	"github.com/strata-kv/strata/storage"
 	"github.com/strata-kv/strata/transport"
+	"go.etcd.io/raft/v3/raftpb"
 )
 
 // This file holds the in-process cluster the raftnode tests run on: every
@@ -79,6 +81,9 @@ func (testSM) Apply(b *pebble.Batch, group, index, version uint64, cmd []byte) (
 type faults struct {
 	mu       sync.Mutex
 	isolated map[uint64]bool
+	// appends counts the append messages that carried entries, sent by
+	// any node.
+	appends atomic.Int64
 }
 
 func (f *faults) cut(from, to uint64) bool {
@@ -97,6 +102,9 @@ type faultTransport struct {
 func (t *faultTransport) Send(envs []transport.Envelope) {
 	kept := envs[:0]
 	for _, e := range envs {
+		if e.Msg.GetType() == raftpb.MessageType_MsgApp && len(e.Msg.GetEntries()) > 0 {
+			t.f.appends.Add(1)
+		}
 		if !t.f.cut(t.self, e.Msg.GetTo()) {
 			kept = append(kept, e)
 		}

@@ -14,6 +14,11 @@
 //
 // # Proposals
 //
+// Propose queues the command on its group; the loop hands every command
+// queued since its last cycle to raft in one message, so a follower gets
+// them in one append and answers them with one response (raft would
+// otherwise send an append per proposal to every follower).
+//
 // A proposal is accepted only by the group's leader (forwarding is off), so
 // an entry proposed in term T is either committed by a leader of term T or
 // never. Once a replica applies an entry of a later term, every proposal of

@@ -26,6 +26,9 @@ type group struct {
 		sync.Mutex
 		rn        *raft.RawNode
 		proposals map[uint64]*proposal
+		// queued are proposals waiting for the loop to hand them to raft
+		// together, in one message (see flushProposalsLocked).
+		queued []*proposal
 		reads     readQueue
 		// appliedIndex mirrors applied.Index for readers waiting on it.
 		appliedIndex uint64
@@ -43,6 +46,7 @@ type proposal struct {
 	id   uint64
 	term uint64 // the term the leader proposed it in
 	ch   chan proposalResult
+	data []byte // the entry's payload while queued
 }
 
 type proposalResult struct {

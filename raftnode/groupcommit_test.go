@@ -36,6 +36,7 @@ func TestGroupCommit(t *testing.T) {
 	for id, tn := range c.nodes {
 		before[id] = tn.node.Stats()
 	}
+	appendsBefore := c.f.appends.Load()
 
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -111,6 +112,13 @@ func TestGroupCommit(t *testing.T) {
 	}
 	if proposals != total {
 		t.Errorf("Stats().Proposals summed over nodes = %d, want %d", proposals, total)
+	}
+	// Proposals queued together reach each follower in one append: with
+	// one message per proposal there would be 2 (followers) per proposal.
+	appends := c.f.appends.Load() - appendsBefore
+	t.Logf("%d append messages with entries for %d proposals (%.2f per proposal)", appends, total, float64(appends)/total)
+	if appends > total {
+		t.Errorf("%d append messages for %d proposals to 2 followers each; proposals are not batched", appends, total)
 	}
 }
 

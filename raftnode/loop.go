@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -61,6 +62,9 @@ func (n *Node) cycle() error {
 	var rds []*ready
 	for _, g := range groups {
 		g.mu.Lock()
+		if !g.mu.removed {
+			n.flushProposalsLocked(g)
+		}
 		if !g.mu.removed && g.mu.rn.HasReady() {
 			r := &ready{g: g, rd: g.mu.rn.Ready()}
 			r.leader = g.mu.rn.BasicStatus().RaftState == raft.StateLeader
@@ -146,6 +150,50 @@ func (n *Node) cycle() error {
 		n.signal()
 	}
 	return nil
+}
+
+// flushProposalsLocked hands the proposals queued since the last cycle to
+// raft in one MsgProp, so that the leader sends them to each follower in
+// one append and each follower acknowledges them with one response. A
+// proposal raft refuses, or one queued on a replica that has since lost
+// leadership, fails as certainly not proposed. Called with g.mu held.
+func (n *Node) flushProposalsLocked(g *group) {
+	queued := g.mu.queued
+	if len(queued) == 0 {
+		return
+	}
+	ents := make([]*raftpb.Entry, 0, len(queued))
+	live := queued[:0]
+	for _, p := range queued {
+		if g.mu.proposals[p.id] != p {
+			continue // its caller gave up, or it already failed
+		}
+		ents = append(ents, &raftpb.Entry{Type: raftpb.EntryType_EntryNormal.Enum(), Data: p.data})
+		live = append(live, p)
+	}
+	var err error
+	leader, lead, term := g.leaderLocked()
+	switch {
+	case len(ents) == 0:
+	case !leader:
+		err = &NotLeaderError{Group: g.id, Leader: lead}
+	default:
+		m := &raftpb.Message{Type: raftpb.MessageType_MsgProp.Enum(), From: proto.Uint64(n.cfg.NodeID), Entries: ents}
+		if err = g.mu.rn.Step(m); errors.Is(err, raft.ErrProposalDropped) {
+			err = ErrProposalDropped
+		}
+	}
+	for _, p := range live {
+		p.data = nil
+		if err != nil {
+			delete(g.mu.proposals, p.id)
+			p.ch <- proposalResult{err: err}
+			continue
+		}
+		p.term = term // the term raft appended it in
+	}
+	clear(queued)
+	g.mu.queued = queued[:0]
 }
 
 // appliesUnpersisted reports whether rd commits entries that it also
@@ -439,6 +487,8 @@ func (n *Node) destroyGroup(g *group) error {
 		p.ch <- proposalResult{err: fmt.Errorf("%w: replica removed", ErrAmbiguous)}
 		delete(g.mu.proposals, id)
 	}
+	clear(g.mu.queued)
+	g.mu.queued = nil
 	g.failReadsLocked(&NotLeaderError{Group: g.id})
 	for _, s := range g.mu.snapOut {
 		s.release()

@@ -280,16 +280,22 @@ func encodeProposal(id uint64, cmd []byte) []byte {
 // It fails with *NotLeaderError on a follower, ErrProposalDropped when the
 // command certainly will not apply, and ErrAmbiguous when ctx ends first.
 func (n *Node) Propose(ctx context.Context, groupID uint64, cmd []byte) (Result, error) {
-	return n.propose(ctx, groupID, func(rn *raft.RawNode, id uint64) error {
-		return rn.Propose(encodeProposal(id, cmd))
+	return n.propose(ctx, groupID, func(g *group, p *proposal) error {
+		// Queued for the loop, which hands every proposal queued since its
+		// last cycle to raft at once: one append message per follower
+		// carries them all, rather than one message per proposal.
+		p.data = encodeProposal(p.id, cmd)
+		g.mu.queued = append(g.mu.queued, p)
+		return nil
 	})
 }
 
 // ChangeMembership proposes a membership change and waits until it applied.
 func (n *Node) ChangeMembership(ctx context.Context, groupID uint64, cc *raftpb.ConfChangeV2) error {
-	_, err := n.propose(ctx, groupID, func(rn *raft.RawNode, id uint64) error {
+	_, err := n.propose(ctx, groupID, func(g *group, p *proposal) error {
+		rn := g.mu.rn
 		c := proto.Clone(cc).(*raftpb.ConfChangeV2)
-		c.Context = binary.BigEndian.AppendUint64(nil, id)
+		c.Context = binary.BigEndian.AppendUint64(nil, p.id)
 		data, err := proto.Marshal(c)
 		if err != nil {
 			return err
@@ -330,7 +336,7 @@ func simpleChange(t raftpb.ConfChangeType, node uint64) *raftpb.ConfChangeV2 {
 	return &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: t.Enum(), NodeId: proto.Uint64(node)}}}
 }
 
-func (n *Node) propose(ctx context.Context, groupID uint64, do func(*raft.RawNode, uint64) error) (res Result, err error) {
+func (n *Node) propose(ctx context.Context, groupID uint64, do func(*group, *proposal) error) (res Result, err error) {
 	start := time.Now()
 	defer func() { n.cfg.Observer.ProposalDone(groupID, time.Since(start), err) }()
 	if err := ctx.Err(); err != nil {
@@ -358,7 +364,7 @@ func (n *Node) propose(ctx context.Context, groupID uint64, do func(*raft.RawNod
 		return Result{}, &NotLeaderError{Group: groupID, Leader: lead}
 	}
 	p.term = term
-	if err := do(g.mu.rn, p.id); err != nil {
+	if err := do(g, p); err != nil {
 		g.mu.Unlock()
 		if errors.Is(err, raft.ErrProposalDropped) {
 			return Result{}, ErrProposalDropped
