@@ -29,7 +29,7 @@ type group struct {
 		// queued are proposals waiting for the loop to hand them to raft
 		// together, in one message (see flushProposalsLocked).
 		queued []*proposal
-		reads     readQueue
+		reads  readQueue
 		// appliedIndex mirrors applied.Index for readers waiting on it.
 		appliedIndex uint64
 		// snapIn holds received snapshots, by index, waiting for raft to
