@@ -69,6 +69,8 @@ type Config struct {
 	JSONOut string
 	// Progress: auto (a bar when stderr is a terminal), on or off.
 	Progress string
+	// CPUProfile is where to write kvbench's own CPU profile ("": none).
+	CPUProfile string
 }
 
 var workloads = []string{"put", "get", "mixed", "scan", "batch", "cas", "load"}
@@ -109,6 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.BoolVar(&cfg.JSON, "json", false, "print the result as JSON")
 	fs.StringVar(&cfg.JSONOut, "json-out", "", "also append the result as one JSON line to this file")
 	fs.StringVar(&cfg.Progress, "progress", "auto", "progress bar: auto (when stderr is a terminal), on or off")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write kvbench's own CPU profile (go tool pprof) of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err

@@ -275,9 +275,13 @@ func TestRunAgainstStrata(t *testing.T) {
 	if load.Ops != 4 || load.KeysPerSec <= 0 {
 		t.Errorf("load: %d batches, %.0f keys/s; want 4 batches", load.Ops, load.KeysPerSec)
 	}
-	put := runOne("--workload", "put", "--clients", "4", "--ops", "200")
+	profile := filepath.Join(t.TempDir(), "cpu.pprof")
+	put := runOne("--workload", "put", "--clients", "4", "--ops", "200", "--cpuprofile", profile)
 	if put.Ops != 200 || put.OpsPerSec <= 0 || put.Latency.P50 <= 0 || put.Latency.Max < put.Latency.P99 {
 		t.Errorf("put: %+v", put)
+	}
+	if st, err := os.Stat(profile); err != nil || st.Size() == 0 {
+		t.Errorf("--cpuprofile wrote no profile: %v", err)
 	}
 	get := runOne("--workload", "get", "--clients", "4", "--ops", "200", "--dist", "zipfian")
 	if get.Ops != 200 || get.Misses != 0 {

@@ -27,6 +27,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -108,6 +109,17 @@ func bench(ctx context.Context, cfg *Config, stderr io.Writer) (*Result, error) 
 	r, err := newRunner(cfg, targets)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	stopBar := startProgress(cfg, r, stderr)
 	res := r.run(ctx)
