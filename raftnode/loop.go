@@ -322,6 +322,7 @@ func (n *Node) apply(rds []*ready) error {
 		r.g.mu.Lock()
 		r.g.mu.appliedIndex = r.g.applied.Index
 		r.g.mu.Unlock()
+		r.g.log.ReleaseApplied(r.g.applied.Index)
 		for _, d := range r.results {
 			d.p.ch <- d.r
 		}

@@ -20,6 +20,7 @@
 //
 // A RaftLog keeps its newest persisted entries (up to 1,024 or 1 MiB) in
 // memory, so that raft reads the entries it commits and sends without
-// reading them back from Pebble. The entries Entries returns are shared:
-// callers must not modify them.
+// reading them back from Pebble; its owner releases them once applied
+// (ReleaseApplied), so an idle group holds almost none. The entries Entries
+// returns are shared: callers must not modify them.
 package storage

@@ -132,6 +132,9 @@ type cachedEntry struct {
 const (
 	defaultCacheMaxEntries = 1024
 	defaultCacheMaxBytes   = 1 << 20
+	// releaseMargin is how many applied entries ReleaseApplied keeps, for
+	// the terms raft looks up around the last index.
+	releaseMargin = 16
 )
 
 var _ raft.Storage = (*RaftLog)(nil)
@@ -277,6 +280,27 @@ func (l *RaftLog) cachedEntries(lo, hi, maxSize uint64) ([]*raftpb.Entry, bool) 
 		ents = append(ents, ce.ent)
 	}
 	return ents, true
+}
+
+// ReleaseApplied drops from the cache the entries the caller has applied
+// up to index, but for the newest few: raft reads entries back to apply
+// them and seldom after, so the cache holds what is in flight, and a group
+// that goes idle keeps next to nothing in memory.
+func (l *RaftLog) ReleaseApplied(index uint64) {
+	if index <= releaseMargin {
+		return
+	}
+	upTo := index - releaseMargin
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.mu.cache
+	if len(c) == 0 || upTo < c[0].ent.GetIndex() {
+		return
+	}
+	drop := min(uint64(len(c)), upTo-c[0].ent.GetIndex()+1)
+	n := copy(c, c[drop:])
+	clear(c[n:])
+	l.mu.cache = c[:n]
 }
 
 // Term implements raft.Storage.

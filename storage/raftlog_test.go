@@ -753,6 +753,10 @@ func TestRaftLogModel(t *testing.T) {
 		if !proto.Equal(l.HardState(), hs) {
 			t.Fatalf("step %d: HardState = %v, want %v", step, l.HardState(), hs)
 		}
+		if rng.Intn(2) == 0 { // the owner applied up to some index
+			last, _ := ms.LastIndex()
+			l.ReleaseApplied(uint64(rng.Int63n(int64(last) + 1)))
+		}
 		compareWithMemory(t, l, ms)
 		// A log opened afresh has no cache: it reads the engine alone.
 		compareWithMemory(t, openTestLog(t, e, group), ms)
@@ -838,4 +842,41 @@ func TestRaftLogEntryCache(t *testing.T) {
 	wantEntries(t, l, 20, 21, math.MaxUint64, nil, raft.ErrCompacted)
 	appendEnts(t, e, l, ents(21, 23, 2))
 	wantEntries(t, l, 21, 23, math.MaxUint64, ents(21, 23, 2), nil)
+}
+
+// TestRaftLogReleaseApplied: once entries are applied the cache keeps only
+// the newest few of them, and the rest are read from the engine.
+func TestRaftLogReleaseApplied(t *testing.T) {
+	e := openTestEngine(t, vfs.NewMem(), "db")
+	l := openTestLog(t, e, 1)
+	es := ents(1, 101, 1)
+	appendEnts(t, e, l, es)
+	l.ReleaseApplied(10) // keeps 16 applied entries: nothing to drop yet
+	if n := len(l.mu.cache); n != 100 {
+		t.Fatalf("cache holds %d entries, want 100", n)
+	}
+	l.ReleaseApplied(90)
+	if n := len(l.mu.cache); n != 26 {
+		t.Fatalf("after ReleaseApplied(90) the cache holds %d entries, want 26 (75..100)", n)
+	}
+	got, err := l.Entries(75, 101, math.MaxUint64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 26 || got[0] != es[74] {
+		t.Fatalf("Entries(75, 101): want the cached entries")
+	}
+	// A range that starts below the cache is read from the engine.
+	got, err = l.Entries(74, 101, math.MaxUint64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 27 || got[0] == es[73] || !proto.Equal(got[0], es[73]) || !proto.Equal(got[26], es[99]) {
+		t.Fatalf("Entries(74, 101): want entries 74..100 read from the engine")
+	}
+	l.ReleaseApplied(200)
+	if n := len(l.mu.cache); n != 0 {
+		t.Fatalf("after ReleaseApplied(200) the cache holds %d entries, want 0", n)
+	}
+	wantEntries(t, l, 1, 101, math.MaxUint64, es, nil)
 }
