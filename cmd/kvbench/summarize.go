@@ -236,10 +236,12 @@ func markdown(rep *Report) string {
 	for _, r := range rep.Runs {
 		haveEtcd = haveEtcd || r.System == "etcd"
 	}
-	b.WriteString("| workload | Strata ops/s (median) | Strata ops/s min–max | Strata p50 ms | Strata p99 ms (min–max) | etcd ops/s (median) | etcd ops/s min–max | etcd p50 ms | etcd p99 ms (min–max) | ops/s Strata/etcd | p99 Strata/etcd |\n")
-	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
-	for _, row := range rep.Rows {
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", row.Label, side(row.Strata), side(row.Etcd)+" | "+ratios(row, haveEtcd))
+	if len(rep.Rows) > 0 { // a sweep-only or curve-only run has none
+		b.WriteString("| workload | Strata ops/s (median) | Strata ops/s min–max | Strata p50 ms | Strata p99 ms (min–max) | etcd ops/s (median) | etcd ops/s min–max | etcd p50 ms | etcd p99 ms (min–max) | ops/s Strata/etcd | p99 Strata/etcd |\n")
+		b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+		for _, row := range rep.Rows {
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", row.Label, side(row.Strata), side(row.Etcd)+" | "+ratios(row, haveEtcd))
+		}
 	}
 	if !haveEtcd {
 		b.WriteString("\nNo etcd was run (no `etcd` on PATH and no ETCD_BIN): the Strata/etcd ratios are missing.\n")
