@@ -296,3 +296,57 @@ func TestAddReplicaOfUnknownNodeFails(t *testing.T) {
 		t.Fatalf("the unknown node was added to the shard: %+v", gs)
 	}
 }
+
+// TestForwardAvoidsDownReplica: a node with no replica of a shard forwards
+// the shard's requests to the replica that served the last one, so a
+// replica that is down costs one forward that cannot be sent, not one per
+// request (each waits for the connection before giving up).
+func TestForwardAvoidsDownReplica(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := testcluster.Start(t, 3, strata.Options{Shards: 1})
+	if err := c.WaitLeaders(ctx); err != nil {
+		t.Fatal(err)
+	}
+	acked := writeAll(ctx, t, c.DB(1), "fwd", 30)
+
+	addr := testcluster.FreeAddrs(t, 1)[0]
+	db4, err := strata.Open(strata.Options{Dir: t.TempDir(), NodeID: 4, PeerAddr: addr, Join: true, TickInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db4.Close()
+	peers := map[uint64]string{}
+	for _, id := range c.IDs() {
+		peers[id] = c.Options(id).PeerAddr
+		if err := c.DB(id).AddPeer(4, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db4.Join(ctx, peers); err != nil {
+		t.Fatal(err)
+	}
+	st, err := db4.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The replica node 4 would ask first: the first in the shard's list.
+	var down uint64
+	for _, s := range st {
+		if s.ID != 1 {
+			down = s.Replicas[0]
+		}
+	}
+	c.Stop(down)
+	checkAll(ctx, t, db4, acked) // finds a replica that answers
+
+	stats := func() uint64 {
+		s, _ := db4.TransportStats()
+		return s.ForwardsNotSent
+	}
+	before := stats()
+	checkAll(ctx, t, db4, acked)
+	if n := stats() - before; n > 1 {
+		t.Errorf("%d reads through node 4 tried the stopped node %d %d times; want at most once", len(acked), down, n)
+	}
+}

@@ -44,6 +44,11 @@ type DB struct {
 	// replica of it.
 	peersMu sync.Mutex
 	peers   map[uint64]bool
+	// via maps a shard ID to the replica that last served a request this
+	// node forwarded to it for want of a local replica that knows the
+	// leader: the next such request tries it first, rather than the
+	// replicas in directory order, which may start with one that is down.
+	via     sync.Map
 	ops     sync.WaitGroup // calls in flight; Close waits for them
 	closing chan struct{}
 	bg      sync.WaitGroup // background goroutines (GC)

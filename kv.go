@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/strata-kv/strata/mvcc"
@@ -190,16 +191,24 @@ func (db *DB) doLocked(ctx context.Context, req *request) (response, error) {
 		}
 		resp, err := db.execLocal(ctx, req)
 		var nle *NotLeaderError
+		var via uint64 // where a request with no local leader to go to went
 		if db.tr != nil && (errors.Is(err, raftnode.ErrUnknownGroup) || (errors.As(err, &nle) && nle.Leader == 0)) {
 			// No local replica, or one that knows no leader (new, or cut
 			// off): ask another replica, which serves the request or names
 			// its leader.
 			if other := db.otherReplica(req.shard, attempt); other != 0 {
+				via = other
 				resp, err = db.forward(ctx, other, req)
 			}
 		}
 		if errors.As(err, &nle) && nle.Leader != 0 && nle.Leader != db.opts.NodeID && db.tr != nil {
+			if via != 0 {
+				via = nle.Leader
+			}
 			resp, err = db.forward(ctx, nle.Leader, req)
+		}
+		if via != 0 {
+			db.noteVia(req.shard, via, err)
 		}
 		switch {
 		case err == nil:
@@ -220,8 +229,9 @@ func (db *DB) doLocked(ctx context.Context, req *request) (response, error) {
 	}
 }
 
-// otherReplica returns the attempt-th (rotating) replica of shard other
-// than this node, or 0 if there is none.
+// otherReplica returns the replica of shard, other than this node, to ask
+// on the attempt-th try: first the one that served the last forwarded
+// request (db.via), then the others in turn; 0 if there is none.
 func (db *DB) otherReplica(shardID uint64, attempt int) uint64 {
 	d, err := db.descriptor(shardID)
 	if err != nil {
@@ -236,7 +246,25 @@ func (db *DB) otherReplica(shardID uint64, attempt int) uint64 {
 	if len(others) == 0 {
 		return 0
 	}
+	if v, ok := db.via.Load(shardID); ok {
+		if i := slices.Index(others, v.(uint64)); i >= 0 {
+			return others[(i+attempt)%len(others)]
+		}
+	}
 	return others[attempt%len(others)]
+}
+
+// noteVia records node as the replica to forward shard's requests to when
+// it served one (err is its answer), or forgets it when it could not.
+func (db *DB) noteVia(shardID, node uint64, err error) {
+	var nle *NotLeaderError
+	switch {
+	case errors.Is(err, errRetry), errors.Is(err, ErrAmbiguous), errors.As(err, &nle),
+		errors.Is(err, raftnode.ErrUnknownGroup):
+		db.via.CompareAndDelete(shardID, node)
+	default:
+		db.via.Store(shardID, node)
+	}
 }
 
 // execLocal runs req on the local replica of its shard.

@@ -174,6 +174,7 @@ func (t *GRPC) Forward(ctx context.Context, to uint64, req []byte) ([]byte, erro
 		return nil, fmt.Errorf("transport: forward to node %d: %w", to, err)
 	}
 	if err := p.waitReady(ctx); err != nil {
+		t.stats.forwardsNotSent.Add(1)
 		return nil, fmt.Errorf("transport: forward to node %d: %w", to, err)
 	}
 	resp, err := p.client.Forward(ctx, &transportpb.ForwardRequest{

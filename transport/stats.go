@@ -27,6 +27,7 @@ type Stats struct {
 	SnapshotsReceived   uint64 // inbound snapshots the handler accepted
 	SnapshotsRecvFailed uint64 // inbound snapshots that failed (handler error, bad stream)
 	ForwardsSent        uint64
+	ForwardsNotSent     uint64 // forwards given up unsent: the peer's connection was not ready
 	ForwardsReceived    uint64
 	UnreachableReports  uint64 // calls to Handler.ReportUnreachable
 
@@ -50,6 +51,7 @@ type counters struct {
 	snapshotsSent, snapshotsSendFailed, snapshotBytesSent       atomic.Uint64
 	snapshotsReceived, snapshotsRecvFailed                      atomic.Uint64
 	forwardsSent, forwardsReceived, unreachableReports          atomic.Uint64
+	forwardsNotSent                                             atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -71,6 +73,7 @@ func (c *counters) snapshot() Stats {
 		SnapshotsReceived:   c.snapshotsReceived.Load(),
 		SnapshotsRecvFailed: c.snapshotsRecvFailed.Load(),
 		ForwardsSent:        c.forwardsSent.Load(),
+		ForwardsNotSent:     c.forwardsNotSent.Load(),
 		ForwardsReceived:    c.forwardsReceived.Load(),
 		UnreachableReports:  c.unreachableReports.Load(),
 	}
