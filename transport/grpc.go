@@ -6,6 +6,8 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"google.golang.org/grpc"
@@ -177,17 +179,28 @@ func (t *GRPC) Forward(ctx context.Context, to uint64, req []byte) ([]byte, erro
 		t.stats.forwardsNotSent.Add(1)
 		return nil, fmt.Errorf("transport: forward to node %d: %w", to, err)
 	}
-	resp, err := p.client.Forward(ctx, &transportpb.ForwardRequest{
+	var sent atomic.Bool
+	resp, err := p.client.Forward(context.WithValue(ctx, sentKey{}, &sent), &transportpb.ForwardRequest{
 		From:    t.cfg.NodeID,
 		To:      to,
 		Request: req,
 	})
+	if err != nil && !sent.Load() {
+		// Failed before it was queued on a connection, e.g. the peer went
+		// away after waitReady saw its connection ready.
+		t.stats.forwardsNotSent.Add(1)
+		return nil, fmt.Errorf("transport: forward to node %d: %w: %w", to, ErrNotSent, callError(ctx, err))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("transport: forward to node %d: %w", to, callError(ctx, err))
 	}
 	t.stats.forwardsSent.Add(1)
 	return resp.GetResponse(), nil
 }
+
+// goAwayGrace is how long Close lets peers take in the server's GOAWAY
+// before it cuts the connections.
+const goAwayGrace = 100 * time.Millisecond
 
 // Close stops the server and every peer and waits for all the transport's
 // goroutines, including inbound handlers. It is idempotent. Since it waits for
@@ -206,9 +219,22 @@ func (t *GRPC) Close() error {
 	}
 	t.mu.Unlock()
 
-	// Stop (not GracefulStop): inbound raft streams never end on their own.
-	// With WaitForHandlers it returns once every handler has returned.
+	// GracefulStop first sends every client a GOAWAY, so that peers stop
+	// starting calls (forwards) on connections about to close: such a call
+	// fails unsent, where one caught by the close would be ambiguous. The
+	// inbound raft streams never end on their own, so Stop ends them after
+	// a moment; with WaitForHandlers it returns once every handler has.
+	graceful := make(chan struct{})
+	go func() {
+		t.server.GracefulStop()
+		close(graceful)
+	}()
+	select {
+	case <-graceful:
+	case <-time.After(goAwayGrace):
+	}
 	t.server.Stop()
+	<-graceful
 	t.wg.Wait()
 	t.dec.Close()
 	return t.enc.Close()

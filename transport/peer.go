@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-kv/strata/transport/transportpb"
@@ -59,6 +60,7 @@ func newPeer(t *GRPC, id uint64, addr string) (*peer, error) {
 			PermitWithoutStream: true,
 		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes)),
+		grpc.WithStatsHandler(sentTracker{}),
 	)
 	if err != nil {
 		return nil, err
@@ -228,6 +230,30 @@ func (p *peer) reportUnreachable() {
 	p.t.stats.unreachableReports.Add(1)
 	p.t.cfg.Handler.ReportUnreachable(p.id)
 }
+
+// sentKey is the context key of a call's sent flag (an *atomic.Bool).
+type sentKey struct{}
+
+// sentTracker is a gRPC stats handler that sets a call's sent flag once
+// gRPC has queued the call's headers on a connection: before that no byte
+// of the call can have reached the peer, so a call that fails without the
+// flag was certainly not sent. (gRPC reports OutHeader right after it puts
+// the headers on the connection's write queue.)
+type sentTracker struct{}
+
+func (sentTracker) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+
+func (sentTracker) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	if _, ok := s.(*stats.OutHeader); ok {
+		if sent, ok := ctx.Value(sentKey{}).(*atomic.Bool); ok {
+			sent.Store(true)
+		}
+	}
+}
+
+func (sentTracker) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+
+func (sentTracker) HandleConn(context.Context, stats.ConnStats) {}
 
 // forwardReadyWait bounds how long Forward waits for a connection that is
 // not ready before reporting ErrNotSent.

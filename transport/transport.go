@@ -16,9 +16,10 @@ var (
 	// ErrUnknownPeer is returned when the destination was never added with
 	// AddPeer (or was removed).
 	ErrUnknownPeer = errors.New("transport: unknown peer")
-	// ErrNotSent is returned by Forward when the connection to the peer was
-	// not ready, so the request was certainly not sent: the caller may
-	// retry even a non-idempotent request.
+	// ErrNotSent is returned by Forward when the request was certainly not
+	// sent: the connection to the peer was not ready, or the call failed
+	// before gRPC queued it on a connection. The caller may retry even a
+	// non-idempotent request.
 	ErrNotSent = errors.New("transport: peer unreachable, request not sent")
 	// ErrInvalidConfig is returned (wrapped, with the reasons) by New.
 	ErrInvalidConfig = errors.New("transport: invalid config")

@@ -324,6 +324,9 @@ func TestForward(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want DeadlineExceeded", err)
 	}
+	if errors.Is(err, ErrNotSent) {
+		t.Fatalf("a call the peer received failed with %v; it was sent", err)
+	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("deadline not honoured: returned after %v", d)
 	}
@@ -333,6 +336,23 @@ func TestForward(t *testing.T) {
 
 	if _, err := n1.Forward(ctx, 9, nil); !errors.Is(err, ErrUnknownPeer) {
 		t.Fatalf("got %v, want ErrUnknownPeer", err)
+	}
+
+	// A call that fails before gRPC queues it on the (ready) connection was
+	// not sent, and says so.
+	rec2.forward = func(ctx context.Context, req []byte) ([]byte, error) {
+		t.Error("the peer received a call made with a cancelled context")
+		return nil, nil
+	}
+	cctx, ccancel := context.WithCancel(ctx)
+	ccancel()
+	before := n1.Stats().ForwardsNotSent
+	_, err = n1.Forward(cctx, 2, []byte("never"))
+	if !errors.Is(err, ErrNotSent) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("forward with a cancelled context: %v, want ErrNotSent and Canceled", err)
+	}
+	if n := n1.Stats().ForwardsNotSent - before; n != 1 {
+		t.Errorf("ForwardsNotSent rose by %d, want 1", n)
 	}
 }
 
