@@ -198,6 +198,7 @@ func TestTransportStats(t *testing.T) {
 	err := obs.RegisterStats(reg, obs.Sources{Transport: func() transport.Stats {
 		return transport.Stats{
 			MessagesReceived: 9, SnapshotsSent: 1, DroppedQueueFull: 4,
+			ForwardsSent: 7, ForwardsNotSent: 2, ForwardsReceived: 6,
 			Peers: map[uint64]transport.PeerStats{
 				2: {Addr: "a", Connected: true, Sent: 10, Dropped: 1},
 				3: {Addr: "b", Sent: 5, Dropped: 3},
@@ -220,6 +221,9 @@ func TestTransportStats(t *testing.T) {
 		{"strata_transport_messages_dropped_by_reason_total", []string{"reason", "queue_full"}, 4},
 		{"strata_transport_messages_received_total", nil, 9},
 		{"strata_transport_snapshots_sent_total", nil, 1},
+		{"strata_transport_forwards_sent_total", nil, 7},
+		{"strata_transport_forwards_not_sent_total", nil, 2},
+		{"strata_transport_forwards_received_total", nil, 6},
 	} {
 		if got := value(t, m, c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)

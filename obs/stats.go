@@ -42,7 +42,10 @@ type Sources struct {
 //     strata_transport_messages_dropped_by_reason_total{reason},
 //     strata_transport_messages_received_total,
 //     strata_transport_snapshots_sent_total,
-//     strata_transport_snapshots_received_total;
+//     strata_transport_snapshots_received_total,
+//     strata_transport_forwards_sent_total,
+//     strata_transport_forwards_not_sent_total,
+//     strata_transport_forwards_received_total;
 //   - from Replicas: strata_replicas, strata_replicas_leading.
 func RegisterStats(reg prometheus.Registerer, src Sources) error {
 	return reg.Register(newStatsCollector(src))
@@ -105,6 +108,9 @@ func newStatsCollector(src Sources) *statsCollector {
 			counter("strata_transport_messages_received_total", "Raft messages received from peers.", func(s ts) float64 { return float64(s.MessagesReceived) }),
 			counter("strata_transport_snapshots_sent_total", "Snapshots streamed to peers and accepted.", func(s ts) float64 { return float64(s.SnapshotsSent) }),
 			counter("strata_transport_snapshots_received_total", "Snapshots received from peers and accepted.", func(s ts) float64 { return float64(s.SnapshotsReceived) }),
+			counter("strata_transport_forwards_sent_total", "Requests forwarded to another node that it answered.", func(s ts) float64 { return float64(s.ForwardsSent) }),
+			counter("strata_transport_forwards_not_sent_total", "Forwards given up unsent: the peer's connection was not ready.", func(s ts) float64 { return float64(s.ForwardsNotSent) }),
+			counter("strata_transport_forwards_received_total", "Requests other nodes forwarded to this one.", func(s ts) float64 { return float64(s.ForwardsReceived) }),
 		},
 		replicas: prometheus.NewDesc("strata_replicas", "Replicas (raft groups) hosted by this node.", nil, nil),
 		leading:  prometheus.NewDesc("strata_replicas_leading", "Replicas of this node that lead their group.", nil, nil),
