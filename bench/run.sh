@@ -18,6 +18,7 @@
 #   SWEEP_RATES="..."   offered ops/s of the open-loop put sweep ("" skips it)
 #   SWEEP_DURATION=5s   one sweep step
 #   SHARD_CURVE="1 2 4 8"  shard counts of the curve ("" skips it)
+#   SHARD_CURVE_REPEATS=2  runs of each shard count, each on a fresh cluster
 #   WORKLOADS="..."     labels of the workloads to run (default: all, see below)
 #   ETCD_BIN=/usr/bin/etcd  etcd to compare with (default: `etcd` on PATH)
 #   BASE_PORT=27000     Strata uses BASE_PORT+10..+33, etcd BASE_PORT+110..+132
@@ -35,6 +36,7 @@ SHARDS=${SHARDS:-4}
 SWEEP_RATES=${SWEEP_RATES-1000 2000 4000 6000 8000 12000 16000 20000}
 SWEEP_DURATION=${SWEEP_DURATION:-5s}
 SHARD_CURVE=${SHARD_CURVE-1 2 4 8}
+SHARD_CURVE_REPEATS=${SHARD_CURVE_REPEATS:-2}
 BASE_PORT=${BASE_PORT:-27000}
 BENCH_TMP=${BENCH_TMP:-/var/tmp}
 KVNODE=$ROOT/bin/kvnode
@@ -172,6 +174,9 @@ selected() {
   return 1
 }
 
+for knob in REPEATS SHARD_CURVE_REPEATS; do
+  [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || { echo "bench: $knob=${!knob}: want a whole number of runs, 1 or more" >&2; exit 2; }
+done
 [[ -x $KVNODE ]] || { echo "bench: $KVNODE is missing: run 'make build'" >&2; exit 1; }
 [[ -x $KVBENCH ]] || { echo "bench: $KVBENCH is missing: run 'make bench' (it builds it)" >&2; exit 1; }
 SYSTEMS=(strata)
@@ -226,12 +231,15 @@ fi
 if [[ -n $SHARD_CURVE ]]; then
   stop_strata
   if ((${#PIDS_ETCD[@]})); then stop_pids "${PIDS_ETCD[@]}"; PIDS_ETCD=(); fi
-  for n in $SHARD_CURVE; do
-    start_strata "$n"
-    wait_up strata "$(strata_endpoints)"
-    log "put-${CLIENTS}c with $n shards"
-    bench strata "shards-$n" --workload put --clients "$CLIENTS" --conns 8 --duration "$DURATION"
-    stop_strata
+  # Each repeat walks every shard count, so drift over the run hits all.
+  for r in $(seq 1 "$SHARD_CURVE_REPEATS"); do
+    for n in $SHARD_CURVE; do
+      start_strata "$n"
+      wait_up strata "$(strata_endpoints)"
+      log "put-${CLIENTS}c with $n shards, repeat $r/$SHARD_CURVE_REPEATS"
+      bench strata "shards-$n" --workload put --clients "$CLIENTS" --conns 8 --duration "$DURATION"
+      stop_strata
+    done
   done
 fi
 
@@ -249,7 +257,7 @@ jq -n \
   --arg go "$(go version 2>/dev/null || echo unknown)" \
   --arg etcd "$etcd_version" \
   --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-  --arg knobs "DURATION=$DURATION REPEATS=$REPEATS KEYS=$KEYS CLIENTS=$CLIENTS SHARDS=$SHARDS SWEEP_RATES='$SWEEP_RATES' SWEEP_DURATION=$SWEEP_DURATION SHARD_CURVE='$SHARD_CURVE'" \
+  --arg knobs "DURATION=$DURATION REPEATS=$REPEATS KEYS=$KEYS CLIENTS=$CLIENTS SHARDS=$SHARDS SWEEP_RATES='$SWEEP_RATES' SWEEP_DURATION=$SWEEP_DURATION SHARD_CURVE='$SHARD_CURVE' SHARD_CURVE_REPEATS=$SHARD_CURVE_REPEATS" \
   --argjson notes "$notes_json" \
   '{date:$date, machine:{cpu:$cpu, cores:$cores, memory:$mem, kernel:$kernel, disk:$disk}, go:$go, etcd:$etcd, strata_commit:$commit, knobs:$knobs, notes:$notes}' \
   >"$WORK/meta.json"

@@ -232,7 +232,10 @@ func maxOf(xs []float64) float64 {
 // markdown renders the report's tables.
 func markdown(rep *Report) string {
 	var b strings.Builder
-	haveEtcd := false
+	// etcd took part if the suite ran it (its version is in the meta), even
+	// when the runs selected were Strata's only (the shard curve).
+	etcdVersion, _ := rep.Meta["etcd"].(string)
+	haveEtcd := etcdVersion != ""
 	for _, r := range rep.Runs {
 		haveEtcd = haveEtcd || r.System == "etcd"
 	}
