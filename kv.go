@@ -191,7 +191,7 @@ func (db *DB) doLocked(ctx context.Context, req *request) (response, error) {
 		}
 		resp, err := db.execLocal(ctx, req)
 		var nle *NotLeaderError
-		var via uint64 // where a request with no local leader to go to went
+		var via uint64 // the replica a request with no local leader went to
 		if db.tr != nil && (errors.Is(err, raftnode.ErrUnknownGroup) || (errors.As(err, &nle) && nle.Leader == 0)) {
 			// No local replica, or one that knows no leader (new, or cut
 			// off): ask another replica, which serves the request or names
