@@ -297,10 +297,25 @@ func (l *RaftLog) ReleaseApplied(index uint64) {
 	if len(c) == 0 || upTo < c[0].ent.GetIndex() {
 		return
 	}
-	drop := min(uint64(len(c)), upTo-c[0].ent.GetIndex()+1)
-	n := copy(c, c[drop:])
-	clear(c[n:])
-	l.mu.cache = c[:n]
+	l.mu.cache = dropFront(c, int(min(uint64(len(c)), upTo-c[0].ent.GetIndex()+1)))
+}
+
+// emptied returns c emptied, its slots cleared so that the entries can be
+// collected.
+func emptied(c []cachedEntry) []cachedEntry {
+	clear(c)
+	return c[:0]
+}
+
+// dropFront removes the first n entries of c in place, clearing the slots
+// they leave so that the entries can be collected.
+func dropFront(c []cachedEntry, n int) []cachedEntry {
+	if n == 0 {
+		return c
+	}
+	k := copy(c, c[n:])
+	clear(c[k:])
+	return c[:k]
 }
 
 // Term implements raft.Storage.
@@ -561,14 +576,16 @@ func (l *RaftLog) Persisted() {
 func (l *RaftLog) updateCacheLocked() {
 	c := l.mu.cache
 	if l.pending.clearCache {
-		c = c[:0]
+		c = emptied(c)
 	}
 	if p := l.pending.ents; len(p) > 0 {
 		from := p[0].ent.GetIndex()
 		if len(c) > 0 && from > c[0].ent.GetIndex() && from <= c[0].ent.GetIndex()+uint64(len(c)) {
-			c = c[:from-c[0].ent.GetIndex()] // keep the run before the append
+			keep := from - c[0].ent.GetIndex() // the run before the append
+			clear(c[keep:])
+			c = c[:keep]
 		} else {
-			c = c[:0]
+			c = emptied(c)
 		}
 		c = append(c, p...)
 	}
@@ -586,15 +603,9 @@ func (l *RaftLog) updateCacheLocked() {
 		drop++
 	}
 	if len(c) > 0 && c[len(c)-1].ent.GetIndex() != l.mu.last {
-		c, drop = c[:0], 0 // not the log's tail: never serve it
+		c, drop = emptied(c), 0 // not the log's tail: never serve it
 	}
-	if drop > 0 {
-		// Copy down so the dropped entries can be collected.
-		n := copy(c, c[drop:])
-		clear(c[n:])
-		c = c[:n]
-	}
-	l.mu.cache = c
+	l.mu.cache = dropFront(c, drop)
 }
 
 // Discard drops staged changes whose batch was not committed.

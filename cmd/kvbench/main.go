@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // bench probes the target, opens the connections and runs cfg.
-func bench(ctx context.Context, cfg *Config, stderr io.Writer) (*Result, error) {
+func bench(ctx context.Context, cfg *Config, stderr io.Writer) (_ *Result, err error) {
 	if err := probe(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("%s at %s is not reachable or not serving, no load was sent: %w",
 			cfg.System, strings.Join(cfg.Endpoints, ","), err)
@@ -115,11 +115,15 @@ func bench(ctx context.Context, cfg *Config, stderr io.Writer) (*Result, error) 
 		if err != nil {
 			return nil, fmt.Errorf("--cpuprofile: %w", err)
 		}
-		defer f.Close()
+		defer func() {
+			pprof.StopCPUProfile() // writes the rest of the profile
+			if cerr := f.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("--cpuprofile: %w", cerr)
+			}
+		}()
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return nil, fmt.Errorf("--cpuprofile: %w", err)
 		}
-		defer pprof.StopCPUProfile()
 	}
 	stopBar := startProgress(cfg, r, stderr)
 	res := r.run(ctx)
