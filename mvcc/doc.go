@@ -39,4 +39,9 @@
 // already used, is not checked here: it changes what reads at older timestamps
 // see. Preventing it (write-too-old conflicts, a GC threshold) is the job of
 // the transaction layer.
+//
+// Readers must come from a Pebble instance opened with storage.Comparer:
+// point reads seek with SeekPrefixGE, whose prefix is the user key only
+// under that comparer (under Pebble's default, Get would find only a
+// version exactly at its timestamp).
 package mvcc

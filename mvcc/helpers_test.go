@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/strata-kv/strata/storage"
 )
@@ -14,7 +15,20 @@ import (
 // checks the MVCC invariants and closes it.
 func newMemDB(t testing.TB) *pebble.DB {
 	t.Helper()
-	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Logger: quietLogger{}})
+	return newMemDBWith(t, storage.Comparer)
+}
+
+// newMemDBWith is newMemDB with comparer c (nil: Pebble's default) and, when
+// c splits keys, bloom filters on every level, as storage.Open sets them.
+func newMemDBWith(t testing.TB, c *pebble.Comparer) *pebble.DB {
+	t.Helper()
+	opts := &pebble.Options{FS: vfs.NewMem(), Logger: quietLogger{}, Comparer: c}
+	if c != nil {
+		for i := range opts.Levels {
+			opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		}
+	}
+	db, err := pebble.Open("", opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,11 @@ func Get(r pebble.Reader, key []byte, ts uint64) (value []byte, version uint64, 
 		return nil, 0, false, err
 	}
 	defer it.Close()
-	if !it.SeekGE(seek) {
+	// With storage.Comparer the prefix is the user key: the seek consults
+	// the bloom filters and stays among key's versions. (Under a comparer
+	// that does not split, the prefix is the whole key and the seek would
+	// find only version ts exactly; mvcc is used with storage.Comparer.)
+	if !it.SeekPrefixGE(seek) {
 		return nil, 0, false, it.Error()
 	}
 	v, err := current(it, nil)

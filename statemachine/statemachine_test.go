@@ -93,7 +93,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte{3, 3, 1, 'k', 1, 'a', 1, 'b'})
 	f.Add((&Command{Op: OpCAS, Key: []byte("key"), Old: []byte("o"), New: []byte("n")}).Encode())
 	f.Add((&Command{Op: OpSystemPut, Key: []byte("s"), Value: []byte("v")}).Encode())
-	db, err := pebble.Open("db", &pebble.Options{FS: vfs.NewMem()})
+	db, err := pebble.Open("db", &pebble.Options{FS: vfs.NewMem(), Comparer: storage.Comparer})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -162,7 +162,7 @@ const (
 
 func openTestDB(t *testing.T) *pebble.DB {
 	t.Helper()
-	db, err := pebble.Open("db", &pebble.Options{FS: vfs.NewMem()})
+	db, err := pebble.Open("db", &pebble.Options{FS: vfs.NewMem(), Comparer: storage.Comparer})
 	if err != nil {
 		t.Fatal(err)
 	}

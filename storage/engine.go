@@ -10,12 +10,17 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // FormatVersion is the on-disk format this code writes. Open refuses a store
-// whose format is newer.
-const FormatVersion = 1
+// of any other format, naming both versions.
+//
+//	1: MVCC versions were per-group counters; Pebble's default comparer.
+//	2: MVCC versions are commit timestamps; Comparer (MVCC-aware Split,
+//	   prefix bloom filters).
+const FormatVersion = 2
 
 var formatKey = MetaKey("format-version")
 
@@ -25,6 +30,10 @@ var ErrStopped = errors.New("storage: engine stopped after a write failure")
 
 // ErrNewerFormat is returned by Open for a store written by a newer binary.
 var ErrNewerFormat = errors.New("storage: store format is newer than this binary")
+
+// ErrOlderFormat is returned by Open for a store written by an older binary
+// in a layout this one cannot read.
+var ErrOlderFormat = errors.New("storage: store format is older than this binary")
 
 // Options configure an Engine. The zero value of every field but Dir is a
 // sane default.
@@ -82,13 +91,24 @@ func Open(opts Options) (*Engine, error) {
 	opts.ensureDefaults()
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
-	db, err := pebble.Open(opts.Dir, &pebble.Options{
+	popts := &pebble.Options{
 		FS:           opts.FS,
 		Cache:        cache,
 		MemTableSize: opts.MemTableSize,
 		Logger:       opts.Logger,
-	})
+		Comparer:     Comparer,
+	}
+	for i := range popts.Levels {
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(opts.Dir, popts)
 	if err != nil {
+		if v, ok := legacyFormat(opts); ok {
+			return nil, fmt.Errorf("%w: %s holds format version %d, this binary reads only version %d "+
+				"(MVCC versions became commit timestamps); there is no in-place upgrade: "+
+				"start this node on an empty data directory and let it catch up from its peers, "+
+				"or run the older binary", ErrOlderFormat, opts.Dir, v, FormatVersion)
+		}
 		return nil, fmt.Errorf("storage: open %s: %w", opts.Dir, err)
 	}
 	e := &Engine{db: db}
@@ -111,10 +131,38 @@ func (e *Engine) checkFormat() error {
 	if len(v) != 8 {
 		return fmt.Errorf("storage: format version is %d bytes, want 8: store is corrupt", len(v))
 	}
-	if got := binary.BigEndian.Uint64(v); got > FormatVersion {
+	switch got := binary.BigEndian.Uint64(v); {
+	case got > FormatVersion:
 		return fmt.Errorf("%w: store has format version %d, this binary %d: upgrade the binary", ErrNewerFormat, got, FormatVersion)
+	case got < FormatVersion:
+		return fmt.Errorf("%w: store has format version %d, this binary reads only version %d", ErrOlderFormat, got, FormatVersion)
 	}
 	return nil
+}
+
+// legacyFormat reports the format version of a store that Pebble refused to
+// open with Comparer: one written before format 2, with Pebble's default
+// comparer. It opens the store read-only to read the version and changes
+// nothing.
+func legacyFormat(opts Options) (uint64, bool) {
+	desc, err := pebble.Peek(opts.Dir, opts.FS)
+	if err != nil || !desc.Exists {
+		return 0, false
+	}
+	db, err := pebble.Open(opts.Dir, &pebble.Options{FS: opts.FS, ReadOnly: true, Logger: opts.Logger})
+	if err != nil {
+		return 0, false
+	}
+	defer db.Close()
+	v, closer, err := db.Get(formatKey)
+	if err != nil {
+		return 0, false
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(v), true
 }
 
 // DB returns the Pebble instance for reads and iterators. Writes go through

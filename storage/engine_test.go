@@ -183,7 +183,7 @@ func TestOpenRefusesNewerFormat(t *testing.T) {
 // engine.
 func reopenWithFormat(t *testing.T, fs vfs.FS, v []byte) *Engine {
 	t.Helper()
-	db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: quietLogger{}})
+	db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: quietLogger{}, Comparer: Comparer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,13 +210,8 @@ func TestOpenFormatVersion(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// An older version opens.
-	if FormatVersion > 0 {
-		e := reopenWithFormat(t, fs, binary.BigEndian.AppendUint64(nil, FormatVersion-1))
-		_ = e.Close()
-	}
-	// A corrupt one does not.
-	db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: quietLogger{}})
+	// A corrupt one does not open.
+	db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: quietLogger{}, Comparer: Comparer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,6 +224,61 @@ func TestOpenFormatVersion(t *testing.T) {
 	if e, err := Open(Options{Dir: "db", FS: fs}); err == nil {
 		_ = e.Close()
 		t.Fatal("Open of a store with a 3-byte format version succeeded")
+	}
+}
+
+// TestOpenRefusesOlderFormat: a store of format 1 (Pebble's default
+// comparer, per-group version counters) is refused with an error naming
+// both versions, and left as it was; so is a store of format 2's comparer
+// that says it is older.
+func TestOpenRefusesOlderFormat(t *testing.T) {
+	fs := vfs.NewMem()
+	db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: quietLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set(formatKey, binary.BigEndian.AppendUint64(nil, 1), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set([]byte("\x03user"), []byte("v"), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // refusing changes nothing: the second open says the same
+		e, err := Open(Options{Dir: "db", FS: fs})
+		if err == nil {
+			_ = e.Close()
+			t.Fatal("Open of a format-1 store succeeded")
+		}
+		t.Logf("error: %v", err)
+		msg := err.Error()
+		if !errors.Is(err, ErrOlderFormat) || !strings.Contains(msg, "format version 1") || !strings.Contains(msg, fmt.Sprintf("version %d", FormatVersion)) {
+			t.Fatalf("error %q does not name both format versions", msg)
+		}
+	}
+
+	fs2 := vfs.NewMem()
+	e := openTestEngine(t, fs2, "db")
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = pebble.Open("db", &pebble.Options{FS: fs2, Logger: quietLogger{}, Comparer: Comparer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set(formatKey, binary.BigEndian.AppendUint64(nil, FormatVersion-1), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := Open(Options{Dir: "db", FS: fs2}); !errors.Is(err, ErrOlderFormat) {
+		if e != nil {
+			_ = e.Close()
+		}
+		t.Fatalf("Open of a store marked format %d: %v, want ErrOlderFormat", FormatVersion-1, err)
 	}
 }
 

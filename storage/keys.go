@@ -28,6 +28,10 @@ package storage
 // bytes do, and the inverted version sorts the versions of one key newest
 // first: a read at a timestamp is one forward seek.
 //
+// Pebble's comparer (comparer.go, recorded in the store since format 2) is
+// bytewise but splits a full MVCC key before its version, so bloom filters
+// hold user keys and a point read is one SeekPrefixGE.
+//
 // User data is not prefixed by group, so a split or merge of shards moves no
 // data: a group's state-machine span is computed from its key range.
 //
