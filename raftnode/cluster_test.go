@@ -239,6 +239,15 @@ func (c *cluster) start(tn *testNode) {
 // then the engine. Its directory stays.
 func (c *cluster) stop(tn *testNode) {
 	c.t.Helper()
+	c.stopRecording(tn, nil)
+}
+
+// stopRecording is stop that returns, for each of groups, the applied index
+// and checksum the node had when it closed: read after the node stopped and
+// before its engine closed, so no apply (an election's empty entry, say)
+// can slip in between the reading and the close.
+func (c *cluster) stopRecording(tn *testNode, groups []uint64) map[uint64]replicaState {
+	c.t.Helper()
 	if tn.grpc != nil {
 		if err := tn.grpc.Close(); err != nil {
 			c.t.Errorf("node %d: transport close: %v", tn.id, err)
@@ -252,14 +261,26 @@ func (c *cluster) stop(tn *testNode) {
 		if err := tn.node.Err(); !errors.Is(err, raftnode.ErrStopped) {
 			c.t.Errorf("node %d: Err after Close = %v, want ErrStopped", tn.id, err)
 		}
-		tn.node = nil
 	}
+	var had map[uint64]replicaState
+	if tn.node != nil && len(groups) > 0 {
+		had = make(map[uint64]replicaState, len(groups))
+		for _, g := range groups {
+			a, s, err := tn.node.Checksum(g)
+			if err != nil {
+				c.t.Fatalf("node %d group %d: checksum after close: %v", tn.id, g, err)
+			}
+			had[g] = replicaState{a, s}
+		}
+	}
+	tn.node = nil
 	if tn.eng != nil {
 		if err := tn.eng.Close(); err != nil {
 			c.t.Errorf("node %d: engine close: %v", tn.id, err)
 		}
 		tn.eng = nil
 	}
+	return had
 }
 
 func (c *cluster) stopAll() {
