@@ -6,7 +6,7 @@ STATICCHECK_VERSION ?= v0.8.2
 TEST_TIMEOUT ?= 14m
 BENCHTIME ?= 2s
 
-.PHONY: all build run cluster cluster-stop test lint fmt bench bench-go linearizability proto proto-check clean
+.PHONY: all build run cluster cluster-stop test test-stress lint fmt bench bench-go linearizability proto proto-check clean
 
 all: build
 
@@ -32,6 +32,10 @@ cluster-stop:
 test:
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 	cd cmd/kvbench && $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+## test-stress: make test while busy loops keep every core busy (BURNERS=n); the suite must stay green under load
+test-stress:
+	scripts/with-cpu-burner.sh $(MAKE) test
 
 ## lint: formatting, vet, staticcheck and generated code being current
 lint: proto-check
