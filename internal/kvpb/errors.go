@@ -36,9 +36,10 @@ func (e *NotLeaderError) Error() string {
 	return fmt.Sprintf("kvpb: not the leader of shard %d (leader is node %d)", e.Shard, e.Leader)
 }
 
-// ShardMismatchError: the node has no replica of Shard, or a key is outside
-// the shard's range; Descriptors are the replica's current descriptors.
-// The request had no effect.
+// ShardMismatchError: the node has no replica of Shard, its descriptor has
+// another generation than the request's, or a key is outside the shard's
+// range; Descriptors are the current ones the node knows. The request had
+// no effect.
 type ShardMismatchError struct {
 	Shard, Generation uint64 // as requested
 	Descriptors       []*ShardDescriptor

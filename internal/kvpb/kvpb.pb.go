@@ -102,9 +102,9 @@ type Header struct {
 	// shard_id is the shard the batch is addressed to.
 	ShardId uint64 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
 	// shard_generation is the generation of the sender's descriptor of the
-	// shard. A replica whose descriptor is newer still serves the batch when
-	// every key is in its range, and returns its descriptor in
-	// BatchResponse.descriptors; otherwise it refuses with ShardMismatch.
+	// shard. A replica whose descriptor has another generation, or whose range
+	// does not hold every key of the batch, refuses it with ShardMismatch and
+	// its current descriptors, at evaluation and again at apply.
 	ShardGeneration uint64 `protobuf:"varint,2,opt,name=shard_generation,json=shardGeneration,proto3" json:"shard_generation,omitempty"`
 	// timestamp is a hybrid timestamp (physical milliseconds and a logical
 	// counter in one ordered integer). For a read, the timestamp to read at;
@@ -260,9 +260,10 @@ type BatchResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Error     *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
 	Responses []*ResponseUnion       `protobuf:"bytes,2,rep,name=responses,proto3" json:"responses,omitempty"`
-	// descriptors are fresher routing for the sender's cache: the serving
-	// replica's descriptor when the header's shard_generation was older than
-	// it. (On a ShardMismatch the descriptors travel in the error.)
+	// descriptors are routing updates riding on a successful answer, for the
+	// sender's shard cache (none are sent yet: room for, e.g., the shards a
+	// split created). A refused batch's descriptors travel in its
+	// ShardMismatch error, which carries them to any caller.
 	Descriptors []*ShardDescriptor `protobuf:"bytes,3,rep,name=descriptors,proto3" json:"descriptors,omitempty"`
 	// timestamp is the timestamp the batch was served at (reads) or committed
 	// at (writes).
@@ -2269,10 +2270,11 @@ func (x *NotLeader) GetLeaderId() uint64 {
 	return 0
 }
 
-// ShardMismatch: the node has no replica of the requested shard, or a key
-// of the batch is outside the shard's current range. descriptors are the
-// replica's current descriptors (none if it has no replica). The request
-// had no effect.
+// ShardMismatch: the node has no replica of the requested shard, the
+// replica's descriptor has another generation than the request's, or a key
+// of the batch is outside the shard's range. descriptors are the node's
+// current descriptors of the shard, or of the shards holding the keys (none
+// if it knows none). The request had no effect.
 type ShardMismatch struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
 	RequestedShardId    uint64                 `protobuf:"varint,1,opt,name=requested_shard_id,json=requestedShardId,proto3" json:"requested_shard_id,omitempty"`
