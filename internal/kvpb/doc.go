@@ -10,9 +10,10 @@
 // would otherwise repeat:
 //
 //   - method.go: one table giving each union case its Method and Flags
-//     (read, write, admin, range, alone, system), and batch predicates
-//     (ba.IsReadOnly, ba.IsAdmin, ba.HasWrite) so that callers ask flags instead of
-//     keeping lists of cases;
+//     (read, write, admin, range, alone, system), batch predicates
+//     (ba.IsReadOnly, ba.IsAdmin, ba.HasWrite) so that callers ask flags
+//     instead of keeping lists of cases, and Span, the keys a request
+//     addresses;
 //   - validate.go: Validate, the well-formedness rules every receiver of a
 //     batch applies (keys set, ranges ordered, admin alone, size caps), and
 //     ValidateResponse and ValidateNodeRequest;

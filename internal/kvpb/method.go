@@ -173,3 +173,29 @@ func (ba *BatchRequest) HasWrite() bool { return ba.Flags().Has(IsWrite) }
 // IsAdmin reports whether a request of ba is an admin request (in a valid
 // batch, then its only one).
 func (ba *BatchRequest) IsAdmin() bool { return ba.Flags().Has(IsAdmin) }
+
+// Span returns the keys r addresses, for routing and range checks: for a
+// method flagged IsRange, the span [start, end) (a nil end is unbounded);
+// for another request with a key, that key and a nil end; for a request
+// with no key (GC, admin), nil and nil. System requests return system keys.
+func Span(r *RequestUnion) (start, end []byte) {
+	switch v := r.GetValue().(type) {
+	case *RequestUnion_Get:
+		return v.Get.GetKey(), nil
+	case *RequestUnion_Put:
+		return v.Put.GetKey(), nil
+	case *RequestUnion_Delete:
+		return v.Delete.GetKey(), nil
+	case *RequestUnion_Scan:
+		return v.Scan.GetStart(), v.Scan.GetEnd()
+	case *RequestUnion_Cas:
+		return v.Cas.GetKey(), nil
+	case *RequestUnion_SystemPut:
+		return v.SystemPut.GetKey(), nil
+	case *RequestUnion_SystemDelete:
+		return v.SystemDelete.GetKey(), nil
+	case *RequestUnion_SystemScan:
+		return v.SystemScan.GetStart(), v.SystemScan.GetEnd()
+	}
+	return nil, nil
+}

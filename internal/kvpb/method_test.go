@@ -157,3 +157,39 @@ func TestBatchPredicates(t *testing.T) {
 		t.Errorf("a nil batch has flags")
 	}
 }
+
+func TestSpan(t *testing.T) {
+	for _, tc := range []struct {
+		r          *RequestUnion
+		start, end string
+		endNil     bool
+	}{
+		{getReq("a"), "a", "", true},
+		{putReq("b", "v"), "b", "", true},
+		{scanReq("c", []byte("d")), "c", "d", false},
+		{scanReq("c", nil), "c", "", true},
+		{sysPutReq("s"), "s", "", true},
+		{&RequestUnion{Value: &RequestUnion_Gc{Gc: &GCRequest{Threshold: 1}}}, "", "", true},
+		{&RequestUnion{}, "", "", true},
+		{nil, "", "", true},
+	} {
+		start, end := Span(tc.r)
+		if string(start) != tc.start || string(end) != tc.end || (end == nil) != tc.endNil {
+			t.Errorf("Span(%v) = %q, %q", tc.r, start, end)
+		}
+	}
+	// Every keyed method has a span: a request with a key set, of each case
+	// found by reflection, returns a non-empty start unless it has no key.
+	for num, m := range unionCases(t, &RequestUnion{}) {
+		r := m.Interface().(*RequestUnion)
+		inner := m.Get(m.WhichOneof(m.Descriptor().Oneofs().ByName("value"))).Message()
+		for _, name := range []protoreflect.Name{"key", "start"} {
+			if fd := inner.Descriptor().Fields().ByName(name); fd != nil {
+				inner.Set(fd, protoreflect.ValueOfBytes([]byte("k")))
+				if start, _ := Span(r); string(start) != "k" {
+					t.Errorf("case %d (%v) has a %s but Span ignores it", num, MethodOf(r), name)
+				}
+			}
+		}
+	}
+}
