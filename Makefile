@@ -66,7 +66,7 @@ bench:
 
 ## proto: regenerate checked-in protobuf code (needs protoc, protoc-gen-go, protoc-gen-go-grpc)
 proto:
-	PATH="$(GOBIN):$$PATH" $(GO) generate ./transport/transportpb/ ./api/
+	PATH="$(GOBIN):$$PATH" $(GO) generate ./transport/transportpb/ ./api/ ./internal/kvpb/
 
 ## proto-check: fail if the generated code differs from its .proto (skipped without protoc)
 proto-check:

@@ -18,16 +18,33 @@ import (
 // or its Go plugins are not installed.
 func CheckCurrent(t *testing.T, proto string, generated ...string) {
 	t.Helper()
+	CheckCurrentIncludes(t, nil, proto, generated...)
+}
+
+// CheckCurrentIncludes is CheckCurrent for a proto that imports files from
+// other directories: protoc searches the working directory, then includes
+// (paths relative to the working directory), as a go:generate line with
+// "-I. -I<include>..." does.
+func CheckCurrentIncludes(t *testing.T, includes []string, proto string, generated ...string) {
+	t.Helper()
 	for _, tool := range []string{"protoc", "protoc-gen-go", "protoc-gen-go-grpc"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not on PATH", tool)
 		}
 	}
 	dir := t.TempDir()
-	cmd := exec.Command("protoc",
+	var args []string
+	if len(includes) > 0 {
+		args = append(args, "-I.")
+		for _, inc := range includes {
+			args = append(args, "-I"+inc)
+		}
+	}
+	args = append(args,
 		"--go_out="+dir, "--go_opt=paths=source_relative",
 		"--go-grpc_out="+dir, "--go-grpc_opt=paths=source_relative",
 		proto)
+	cmd := exec.Command("protoc", args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("protoc: %v\n%s", err, out)
 	}

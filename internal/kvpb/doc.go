@@ -1,0 +1,36 @@
+// Package kvpb is Strata's internal request model (protobuf package
+// strata.kv.v1, kvpb.proto): the BatchRequest a node's router sends to a
+// shard's replica, with a Header (shard, generation, timestamp, read level,
+// budgets) and typed RequestUnion and ResponseUnion cases; the NodeRequest a
+// node answers about itself; the typed Error both return; the ShardDescriptor
+// and NodeRecord stored on the system shard; and the ReplicatedCommand
+// stored in raft logs.
+//
+// The Go files beside the generated code hold what every user of the model
+// would otherwise repeat:
+//
+//   - method.go: one table giving each union case its Method and Flags
+//     (read, write, admin, range, alone, system), batch predicates
+//     (ba.IsReadOnly, ba.IsAdmin, ba.HasWrite) so that callers ask flags
+//     instead of keeping lists of cases, and Span, the keys a request
+//     addresses;
+//   - validate.go: Validate, the well-formedness rules every receiver of a
+//     batch applies (keys set, ranges ordered, admin alone, size caps), and
+//     ValidateResponse and ValidateNodeRequest;
+//   - errors.go: Go errors for each Error detail and the two conversions,
+//     ErrorOf and (*Error).Err, in one place;
+//   - command.go: the raft payload's format tag, EncodeCommand,
+//     DecodeCommand and IsLegacyCommand.
+//
+// Regenerate kvpb.pb.go with `make proto` (or `go generate` here).
+//
+// What kvpb must not do: it is a leaf. It imports protobuf and package api
+// only, never another Strata package; it does no I/O, keeps no state and
+// knows nothing of routing, raft, MVCC or storage. Deciding what a request
+// means is the statemachine's job, where it goes the router's, and whether
+// it may run the replica's; kvpb only says what a well-formed request is.
+//
+// Compatibility: the messages cross nodes of mixed versions and the
+// replicated command stays in raft logs, so kvpb.proto changes are additive
+// only (see its package comment).
+package kvpb
