@@ -51,7 +51,8 @@ var errTestCommand = errors.New("test: command failed")
 // command-level error.
 type testSM struct{}
 
-func (testSM) Apply(b *pebble.Batch, group, index, version uint64, cmd []byte) (raftnode.Result, error) {
+func (testSM) Apply(b *pebble.Batch, e raftnode.Entry, cmd []byte) (raftnode.Result, error) {
+	group, version := e.Group, e.Version
 	if string(cmd) == "fail" {
 		return raftnode.Result{Err: errTestCommand}, nil
 	}

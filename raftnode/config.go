@@ -16,12 +16,23 @@ type Span struct{ Start, End []byte }
 // replica applies the same commands in the same order and must end in the
 // same state.
 type StateMachine interface {
-	// Apply applies cmd, committed at index of group, into b (an indexed
-	// batch shared by the entries of one apply pass, so earlier commands'
-	// writes are visible). version is the MVCC version assigned to this
-	// command. The Result goes to the proposer. A returned error means the
-	// node cannot go on (a storage failure) and stops it.
-	Apply(b *pebble.Batch, group, index, version uint64, cmd []byte) (Result, error)
+	// Apply applies cmd, committed as entry e, into b (an indexed batch
+	// shared by the entries of one apply pass, so earlier commands' writes
+	// are visible). The Result goes to the proposer. A returned error means
+	// the node cannot go on (a storage failure) and stops it.
+	Apply(b *pebble.Batch, e Entry, cmd []byte) (Result, error)
+}
+
+// Entry describes the raft entry a command is applied from.
+type Entry struct {
+	// Group and Index are the entry's group and log index.
+	Group, Index uint64
+	// Version is the MVCC version assigned to this command.
+	Version uint64
+	// Spans are the group's Pebble spans (GroupConfig.Spans), the same on
+	// every replica: a command must write only inside them. The slice is
+	// the group's own; do not modify it.
+	Spans []Span
 }
 
 // Result is the outcome of an applied command, delivered to its proposer.

@@ -359,7 +359,7 @@ func (n *Node) applyEntries(b *pebble.Batch, r *ready) error {
 			id = binary.BigEndian.Uint64(data)
 			version := g.applied.Version + 1
 			var err error
-			res, err = n.sm.Apply(b, g.id, e.GetIndex(), version, data[8:])
+			res, err = n.sm.Apply(b, Entry{Group: g.id, Index: e.GetIndex(), Version: version, Spans: g.spans}, data[8:])
 			if err != nil {
 				return fmt.Errorf("raftnode: group %d apply %d: %w", g.id, e.GetIndex(), err)
 			}

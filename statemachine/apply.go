@@ -32,7 +32,8 @@ var _ raftnode.StateMachine = (*KV)(nil)
 // Apply implements raftnode.StateMachine. A malformed command applies as a
 // no-op with a command-level error: every replica sees the same bytes and
 // decides the same.
-func (k *KV) Apply(b *pebble.Batch, group, index, version uint64, data []byte) (raftnode.Result, error) {
+func (k *KV) Apply(b *pebble.Batch, e raftnode.Entry, data []byte) (raftnode.Result, error) {
+	group, version := e.Group, e.Version
 	c, err := Decode(data)
 	if err != nil {
 		return raftnode.Result{Err: err}, nil

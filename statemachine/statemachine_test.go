@@ -124,7 +124,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		}
 		for _, group := range []uint64{testUserGroup, testSysGroup} {
 			batch := db.NewIndexedBatch()
-			_, err := kv.Apply(batch, group, 1, 1, b)
+			_, err := kv.Apply(batch, raftnode.Entry{Group: group, Index: 1, Version: 1}, b)
 			_ = batch.Close()
 			if err != nil {
 				t.Fatalf("Apply(%x) in group %d: storage error %v", b, group, err)
@@ -190,7 +190,7 @@ func (a *applier) applyRaw(group uint64, data []byte) (raftnode.Result, *pebble.
 	a.version++
 	b := a.db.NewIndexedBatch()
 	a.t.Cleanup(func() { _ = b.Close() })
-	res, err := a.kv.Apply(b, group, a.version, a.version, data)
+	res, err := a.kv.Apply(b, raftnode.Entry{Group: group, Index: a.version, Version: a.version}, data)
 	if err != nil {
 		a.t.Fatalf("Apply(%x): %v", data, err)
 	}
@@ -334,7 +334,7 @@ func TestApplyCASSeesEarlierInBatch(t *testing.T) {
 		{Op: OpCAS, Key: []byte("k"), OldAbsent: true, New: []byte("c")},
 	}
 	for i, c := range cmds {
-		res, err := kv.Apply(b, testUserGroup, uint64(i+1), uint64(i+1), c.Encode())
+		res, err := kv.Apply(b, raftnode.Entry{Group: testUserGroup, Index: uint64(i+1), Version: uint64(i+1)}, c.Encode())
 		if err != nil || res.Err != nil {
 			t.Fatalf("command %d: %+v, %v", i, res, err)
 		}
@@ -532,7 +532,7 @@ func TestApplyDeterministic(t *testing.T) {
 			b := db.NewIndexedBatch()
 			for _, e := range p {
 				index++
-				res, err := kv.Apply(b, e.group, index, index, e.data)
+				res, err := kv.Apply(b, raftnode.Entry{Group: e.group, Index: index, Version: index}, e.data)
 				if err != nil {
 					t.Fatalf("Apply(%x): %v", e.data, err)
 				}
