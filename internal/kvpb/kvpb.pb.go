@@ -2586,6 +2586,174 @@ func (x *ReplicatedCommand) GetWrites() []*RequestUnion {
 	return nil
 }
 
+// PeerRequest is what one node sends another over the transport's Forward
+// call: a batch for a shard replica the receiver hosts, or a request to the
+// node itself. The receiver never forwards it further.
+type PeerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Value:
+	//
+	//	*PeerRequest_Batch
+	//	*PeerRequest_Node
+	Value         isPeerRequest_Value `protobuf_oneof:"value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerRequest) Reset() {
+	*x = PeerRequest{}
+	mi := &file_kvpb_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerRequest) ProtoMessage() {}
+
+func (x *PeerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerRequest.ProtoReflect.Descriptor instead.
+func (*PeerRequest) Descriptor() ([]byte, []int) {
+	return file_kvpb_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *PeerRequest) GetValue() isPeerRequest_Value {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *PeerRequest) GetBatch() *BatchRequest {
+	if x != nil {
+		if x, ok := x.Value.(*PeerRequest_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
+func (x *PeerRequest) GetNode() *NodeRequest {
+	if x != nil {
+		if x, ok := x.Value.(*PeerRequest_Node); ok {
+			return x.Node
+		}
+	}
+	return nil
+}
+
+type isPeerRequest_Value interface {
+	isPeerRequest_Value()
+}
+
+type PeerRequest_Batch struct {
+	Batch *BatchRequest `protobuf:"bytes,1,opt,name=batch,proto3,oneof"`
+}
+
+type PeerRequest_Node struct {
+	Node *NodeRequest `protobuf:"bytes,2,opt,name=node,proto3,oneof"`
+}
+
+func (*PeerRequest_Batch) isPeerRequest_Value() {}
+
+func (*PeerRequest_Node) isPeerRequest_Value() {}
+
+// PeerResponse answers a PeerRequest with the same case.
+type PeerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Value:
+	//
+	//	*PeerResponse_Batch
+	//	*PeerResponse_Node
+	Value         isPeerResponse_Value `protobuf_oneof:"value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerResponse) Reset() {
+	*x = PeerResponse{}
+	mi := &file_kvpb_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerResponse) ProtoMessage() {}
+
+func (x *PeerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerResponse.ProtoReflect.Descriptor instead.
+func (*PeerResponse) Descriptor() ([]byte, []int) {
+	return file_kvpb_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *PeerResponse) GetValue() isPeerResponse_Value {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *PeerResponse) GetBatch() *BatchResponse {
+	if x != nil {
+		if x, ok := x.Value.(*PeerResponse_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
+func (x *PeerResponse) GetNode() *NodeResponse {
+	if x != nil {
+		if x, ok := x.Value.(*PeerResponse_Node); ok {
+			return x.Node
+		}
+	}
+	return nil
+}
+
+type isPeerResponse_Value interface {
+	isPeerResponse_Value()
+}
+
+type PeerResponse_Batch struct {
+	Batch *BatchResponse `protobuf:"bytes,1,opt,name=batch,proto3,oneof"`
+}
+
+type PeerResponse_Node struct {
+	Node *NodeResponse `protobuf:"bytes,2,opt,name=node,proto3,oneof"`
+}
+
+func (*PeerResponse_Batch) isPeerResponse_Value() {}
+
+func (*PeerResponse_Node) isPeerResponse_Value() {}
+
 var File_kvpb_proto protoreflect.FileDescriptor
 
 const file_kvpb_proto_rawDesc = "" +
@@ -2736,7 +2904,15 @@ const file_kvpb_proto_rawDesc = "" +
 	"\x0fRequestTooLarge\"u\n" +
 	"\x11ReplicatedCommand\x12,\n" +
 	"\x06header\x18\x01 \x01(\v2\x14.strata.kv.v1.HeaderR\x06header\x122\n" +
-	"\x06writes\x18\x02 \x03(\v2\x1a.strata.kv.v1.RequestUnionR\x06writes*\xa9\x01\n" +
+	"\x06writes\x18\x02 \x03(\v2\x1a.strata.kv.v1.RequestUnionR\x06writes\"{\n" +
+	"\vPeerRequest\x122\n" +
+	"\x05batch\x18\x01 \x01(\v2\x1a.strata.kv.v1.BatchRequestH\x00R\x05batch\x12/\n" +
+	"\x04node\x18\x02 \x01(\v2\x19.strata.kv.v1.NodeRequestH\x00R\x04nodeB\a\n" +
+	"\x05value\"~\n" +
+	"\fPeerResponse\x123\n" +
+	"\x05batch\x18\x01 \x01(\v2\x1b.strata.kv.v1.BatchResponseH\x00R\x05batch\x120\n" +
+	"\x04node\x18\x02 \x01(\v2\x1a.strata.kv.v1.NodeResponseH\x00R\x04nodeB\a\n" +
+	"\x05value*\xa9\x01\n" +
 	"\x12ChangeReplicasType\x12$\n" +
 	" CHANGE_REPLICAS_TYPE_UNSPECIFIED\x10\x00\x12$\n" +
 	" CHANGE_REPLICAS_TYPE_ADD_LEARNER\x10\x01\x12&\n" +
@@ -2756,7 +2932,7 @@ func file_kvpb_proto_rawDescGZIP() []byte {
 }
 
 var file_kvpb_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_kvpb_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_kvpb_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_kvpb_proto_goTypes = []any{
 	(ChangeReplicasType)(0),            // 0: strata.kv.v1.ChangeReplicasType
 	(*Header)(nil),                     // 1: strata.kv.v1.Header
@@ -2796,30 +2972,32 @@ var file_kvpb_proto_goTypes = []any{
 	(*TimestampTooOld)(nil),            // 35: strata.kv.v1.TimestampTooOld
 	(*RequestTooLarge)(nil),            // 36: strata.kv.v1.RequestTooLarge
 	(*ReplicatedCommand)(nil),          // 37: strata.kv.v1.ReplicatedCommand
-	(api.ReadLevel)(0),                 // 38: strata.v1.ReadLevel
-	(*api.GetRequest)(nil),             // 39: strata.v1.GetRequest
-	(*api.PutRequest)(nil),             // 40: strata.v1.PutRequest
-	(*api.DeleteRequest)(nil),          // 41: strata.v1.DeleteRequest
-	(*api.ScanRequest)(nil),            // 42: strata.v1.ScanRequest
-	(*api.CompareAndSwapRequest)(nil),  // 43: strata.v1.CompareAndSwapRequest
-	(*api.GetResponse)(nil),            // 44: strata.v1.GetResponse
-	(*api.PutResponse)(nil),            // 45: strata.v1.PutResponse
-	(*api.DeleteResponse)(nil),         // 46: strata.v1.DeleteResponse
-	(*api.CompareAndSwapResponse)(nil), // 47: strata.v1.CompareAndSwapResponse
-	(*api.KeyValue)(nil),               // 48: strata.v1.KeyValue
+	(*PeerRequest)(nil),                // 38: strata.kv.v1.PeerRequest
+	(*PeerResponse)(nil),               // 39: strata.kv.v1.PeerResponse
+	(api.ReadLevel)(0),                 // 40: strata.v1.ReadLevel
+	(*api.GetRequest)(nil),             // 41: strata.v1.GetRequest
+	(*api.PutRequest)(nil),             // 42: strata.v1.PutRequest
+	(*api.DeleteRequest)(nil),          // 43: strata.v1.DeleteRequest
+	(*api.ScanRequest)(nil),            // 44: strata.v1.ScanRequest
+	(*api.CompareAndSwapRequest)(nil),  // 45: strata.v1.CompareAndSwapRequest
+	(*api.GetResponse)(nil),            // 46: strata.v1.GetResponse
+	(*api.PutResponse)(nil),            // 47: strata.v1.PutResponse
+	(*api.DeleteResponse)(nil),         // 48: strata.v1.DeleteResponse
+	(*api.CompareAndSwapResponse)(nil), // 49: strata.v1.CompareAndSwapResponse
+	(*api.KeyValue)(nil),               // 50: strata.v1.KeyValue
 }
 var file_kvpb_proto_depIdxs = []int32{
-	38, // 0: strata.kv.v1.Header.read_level:type_name -> strata.v1.ReadLevel
+	40, // 0: strata.kv.v1.Header.read_level:type_name -> strata.v1.ReadLevel
 	1,  // 1: strata.kv.v1.BatchRequest.header:type_name -> strata.kv.v1.Header
 	4,  // 2: strata.kv.v1.BatchRequest.requests:type_name -> strata.kv.v1.RequestUnion
 	29, // 3: strata.kv.v1.BatchResponse.error:type_name -> strata.kv.v1.Error
 	5,  // 4: strata.kv.v1.BatchResponse.responses:type_name -> strata.kv.v1.ResponseUnion
 	27, // 5: strata.kv.v1.BatchResponse.descriptors:type_name -> strata.kv.v1.ShardDescriptor
-	39, // 6: strata.kv.v1.RequestUnion.get:type_name -> strata.v1.GetRequest
-	40, // 7: strata.kv.v1.RequestUnion.put:type_name -> strata.v1.PutRequest
-	41, // 8: strata.kv.v1.RequestUnion.delete:type_name -> strata.v1.DeleteRequest
-	42, // 9: strata.kv.v1.RequestUnion.scan:type_name -> strata.v1.ScanRequest
-	43, // 10: strata.kv.v1.RequestUnion.cas:type_name -> strata.v1.CompareAndSwapRequest
+	41, // 6: strata.kv.v1.RequestUnion.get:type_name -> strata.v1.GetRequest
+	42, // 7: strata.kv.v1.RequestUnion.put:type_name -> strata.v1.PutRequest
+	43, // 8: strata.kv.v1.RequestUnion.delete:type_name -> strata.v1.DeleteRequest
+	44, // 9: strata.kv.v1.RequestUnion.scan:type_name -> strata.v1.ScanRequest
+	45, // 10: strata.kv.v1.RequestUnion.cas:type_name -> strata.v1.CompareAndSwapRequest
 	7,  // 11: strata.kv.v1.RequestUnion.system_put:type_name -> strata.kv.v1.SystemPutRequest
 	9,  // 12: strata.kv.v1.RequestUnion.system_delete:type_name -> strata.kv.v1.SystemDeleteRequest
 	13, // 13: strata.kv.v1.RequestUnion.gc:type_name -> strata.kv.v1.GCRequest
@@ -2827,11 +3005,11 @@ var file_kvpb_proto_depIdxs = []int32{
 	15, // 15: strata.kv.v1.RequestUnion.change_replicas:type_name -> strata.kv.v1.ChangeReplicasRequest
 	17, // 16: strata.kv.v1.RequestUnion.transfer_leader:type_name -> strata.kv.v1.TransferLeaderRequest
 	19, // 17: strata.kv.v1.RequestUnion.progress:type_name -> strata.kv.v1.ProgressRequest
-	44, // 18: strata.kv.v1.ResponseUnion.get:type_name -> strata.v1.GetResponse
-	45, // 19: strata.kv.v1.ResponseUnion.put:type_name -> strata.v1.PutResponse
-	46, // 20: strata.kv.v1.ResponseUnion.delete:type_name -> strata.v1.DeleteResponse
+	46, // 18: strata.kv.v1.ResponseUnion.get:type_name -> strata.v1.GetResponse
+	47, // 19: strata.kv.v1.ResponseUnion.put:type_name -> strata.v1.PutResponse
+	48, // 20: strata.kv.v1.ResponseUnion.delete:type_name -> strata.v1.DeleteResponse
 	6,  // 21: strata.kv.v1.ResponseUnion.scan:type_name -> strata.kv.v1.ScanResponse
-	47, // 22: strata.kv.v1.ResponseUnion.cas:type_name -> strata.v1.CompareAndSwapResponse
+	49, // 22: strata.kv.v1.ResponseUnion.cas:type_name -> strata.v1.CompareAndSwapResponse
 	8,  // 23: strata.kv.v1.ResponseUnion.system_put:type_name -> strata.kv.v1.SystemPutResponse
 	10, // 24: strata.kv.v1.ResponseUnion.system_delete:type_name -> strata.kv.v1.SystemDeleteResponse
 	14, // 25: strata.kv.v1.ResponseUnion.gc:type_name -> strata.kv.v1.GCResponse
@@ -2839,8 +3017,8 @@ var file_kvpb_proto_depIdxs = []int32{
 	16, // 27: strata.kv.v1.ResponseUnion.change_replicas:type_name -> strata.kv.v1.ChangeReplicasResponse
 	18, // 28: strata.kv.v1.ResponseUnion.transfer_leader:type_name -> strata.kv.v1.TransferLeaderResponse
 	20, // 29: strata.kv.v1.ResponseUnion.progress:type_name -> strata.kv.v1.ProgressResponse
-	48, // 30: strata.kv.v1.ScanResponse.kvs:type_name -> strata.v1.KeyValue
-	48, // 31: strata.kv.v1.SystemScanResponse.kvs:type_name -> strata.v1.KeyValue
+	50, // 30: strata.kv.v1.ScanResponse.kvs:type_name -> strata.v1.KeyValue
+	50, // 31: strata.kv.v1.SystemScanResponse.kvs:type_name -> strata.v1.KeyValue
 	0,  // 32: strata.kv.v1.ChangeReplicasRequest.type:type_name -> strata.kv.v1.ChangeReplicasType
 	23, // 33: strata.kv.v1.NodeRequest.create_replica:type_name -> strata.kv.v1.CreateReplicaRequest
 	25, // 34: strata.kv.v1.NodeRequest.directory:type_name -> strata.kv.v1.DirectoryRequest
@@ -2859,11 +3037,15 @@ var file_kvpb_proto_depIdxs = []int32{
 	27, // 47: strata.kv.v1.ShardMismatch.descriptors:type_name -> strata.kv.v1.ShardDescriptor
 	1,  // 48: strata.kv.v1.ReplicatedCommand.header:type_name -> strata.kv.v1.Header
 	4,  // 49: strata.kv.v1.ReplicatedCommand.writes:type_name -> strata.kv.v1.RequestUnion
-	50, // [50:50] is the sub-list for method output_type
-	50, // [50:50] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	2,  // 50: strata.kv.v1.PeerRequest.batch:type_name -> strata.kv.v1.BatchRequest
+	21, // 51: strata.kv.v1.PeerRequest.node:type_name -> strata.kv.v1.NodeRequest
+	3,  // 52: strata.kv.v1.PeerResponse.batch:type_name -> strata.kv.v1.BatchResponse
+	22, // 53: strata.kv.v1.PeerResponse.node:type_name -> strata.kv.v1.NodeResponse
+	54, // [54:54] is the sub-list for method output_type
+	54, // [54:54] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_kvpb_proto_init() }
@@ -2918,13 +3100,21 @@ func file_kvpb_proto_init() {
 		(*Error_TimestampTooOld)(nil),
 		(*Error_RequestTooLarge)(nil),
 	}
+	file_kvpb_proto_msgTypes[37].OneofWrappers = []any{
+		(*PeerRequest_Batch)(nil),
+		(*PeerRequest_Node)(nil),
+	}
+	file_kvpb_proto_msgTypes[38].OneofWrappers = []any{
+		(*PeerResponse_Batch)(nil),
+		(*PeerResponse_Node)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvpb_proto_rawDesc), len(file_kvpb_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   37,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

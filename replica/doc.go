@@ -1,0 +1,18 @@
+// Package replica serves the batches addressed to the shard replicas this
+// node hosts: it checks that a batch belongs to the replica (the shard is
+// hosted here, every key lies in the shard's range), dispatches reads,
+// writes and admin requests, and turns raftnode's outcomes into the typed
+// errors of package kvpb.
+//
+// Reads are confirmed with ReadIndex (or, at the serializable level,
+// answered from the local state) and evaluated by package statemachine on
+// the node's storage; writes become one kvpb.ReplicatedCommand proposed to
+// the shard's raft group; admin requests (membership, leadership, progress)
+// run on the shard's leader.
+//
+// It must not route, forward or retry: a batch for a shard this node cannot
+// serve fails with a typed error (kvpb.NotLeaderError, kvpb.ShardMismatchError,
+// kvpb.ErrProposalDropped, kvpb.ErrUnavailable, kvpb.ErrAmbiguous) and the
+// router decides what to do next. It must not decide what a command does:
+// evaluation and apply rules live in package statemachine.
+package replica

@@ -1,0 +1,312 @@
+package replica
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/strata-kv/strata/api"
+	"github.com/strata-kv/strata/internal/kvpb"
+	"github.com/strata-kv/strata/raftnode"
+	"github.com/strata-kv/strata/statemachine"
+	"github.com/strata-kv/strata/storage"
+	"google.golang.org/protobuf/proto"
+)
+
+// DefaultMaxReadBytes bounds the keys and values one batch's reads return
+// when the batch sets no max_bytes of its own: a larger scan comes back in
+// pages, each with a resume key.
+const DefaultMaxReadBytes = 8 << 20
+
+// Config configures a Store.
+type Config struct {
+	// NodeID is this node's ID. Required.
+	NodeID uint64
+	// Node hosts the replicas. Required.
+	Node *raftnode.Node
+	// Engine is the node's storage, read at the serializable level.
+	// Required.
+	Engine *storage.Engine
+	// SystemShard is the ID of the system shard. Default: 1.
+	SystemShard uint64
+	// UnsafeLocalReads answers linearizable reads from the local replica
+	// without confirming leadership: reads may be stale. For tests of the
+	// checkers only. Default: false.
+	UnsafeLocalReads bool
+	// MaxReadBytes bounds what one batch's reads return when the batch sets
+	// no max_bytes. Default: DefaultMaxReadBytes.
+	MaxReadBytes uint64
+	// Descriptor returns this node's descriptor of a user shard, used to
+	// check that a batch's keys are in its range. Required.
+	Descriptor func(id uint64) (*kvpb.ShardDescriptor, bool)
+	// CreateReplica makes the node host an empty replica of a shard, for a
+	// NodeRequest. Required.
+	CreateReplica func(ctx context.Context, d *kvpb.ShardDescriptor) error
+	// Directory returns the node's local copy of the shard directory, for
+	// a NodeRequest. Required.
+	Directory func() ([]*kvpb.ShardDescriptor, error)
+}
+
+// Store serves the batches addressed to this node's replicas. It is safe
+// for concurrent use.
+type Store struct {
+	cfg Config
+}
+
+// New returns a Store.
+func New(cfg Config) (*Store, error) {
+	if cfg.NodeID == 0 || cfg.Node == nil || cfg.Engine == nil || cfg.Descriptor == nil ||
+		cfg.CreateReplica == nil || cfg.Directory == nil {
+		return nil, errors.New("replica: Config needs NodeID, Node, Engine, Descriptor, CreateReplica and Directory")
+	}
+	if cfg.SystemShard == 0 {
+		cfg.SystemShard = 1
+	}
+	if cfg.MaxReadBytes == 0 {
+		cfg.MaxReadBytes = DefaultMaxReadBytes
+	}
+	return &Store{cfg: cfg}, nil
+}
+
+// Send serves ba on the local replica of ba.Header.ShardId. Exactly one of
+// the response and the error is non-nil. Errors are kvpb's typed errors
+// (matched with errors.Is and errors.As; the local cause stays in the
+// chain), or a validation error wrapping kvpb.ErrBadBatch.
+func (s *Store) Send(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchResponse, error) {
+	if err := kvpb.Validate(ba); err != nil {
+		return nil, err
+	}
+	id := ba.GetHeader().GetShardId()
+	if err := s.checkRange(ba); err != nil {
+		return nil, err
+	}
+	var (
+		br  *kvpb.BatchResponse
+		err error
+	)
+	switch {
+	case ba.IsAdmin():
+		br, err = s.admin(ctx, ba)
+	case ba.IsReadOnly():
+		br, err = s.read(ctx, ba)
+	default:
+		br, err = s.write(ctx, ba)
+	}
+	if err != nil {
+		return nil, s.kvError(id, err)
+	}
+	return br, nil
+}
+
+// checkRange refuses a batch whose requests do not belong to its shard: a
+// system request outside the system shard, a user request in it, or a user
+// key outside the shard's range as this node knows it.
+func (s *Store) checkRange(ba *kvpb.BatchRequest) error {
+	h := ba.GetHeader()
+	id := h.GetShardId()
+	system := id == s.cfg.SystemShard
+	if ba.IsAdmin() {
+		return nil
+	}
+	var d *kvpb.ShardDescriptor
+	if !system {
+		var ok bool
+		if d, ok = s.cfg.Descriptor(id); !ok {
+			return &kvpb.ShardMismatchError{Shard: id, Generation: h.GetShardGeneration()}
+		}
+		if g := h.GetShardGeneration(); g != 0 && g != d.GetGeneration() {
+			return &kvpb.ShardMismatchError{Shard: id, Generation: g, Descriptors: []*kvpb.ShardDescriptor{d}}
+		}
+	}
+	for i, r := range ba.GetRequests() {
+		isSys := kvpb.MethodOf(r).Flags().Has(kvpb.IsSystem)
+		if isSys != system {
+			return fmt.Errorf("%w: request %d (%v) on shard %d: system requests go to the system shard %d only",
+				kvpb.ErrBadBatch, i, kvpb.MethodOf(r), id, s.cfg.SystemShard)
+		}
+		if system {
+			continue
+		}
+		start, end := kvpb.Span(r)
+		if !inRange(d, start, end) {
+			return &kvpb.ShardMismatchError{Shard: id, Generation: h.GetShardGeneration(), Descriptors: []*kvpb.ShardDescriptor{d}}
+		}
+	}
+	return nil
+}
+
+// inRange reports whether [start, end) lies in d's range; a nil end is a
+// single key (start), an empty non-nil end is unbounded.
+func inRange(d *kvpb.ShardDescriptor, start, end []byte) bool {
+	if bytes.Compare(start, d.GetStart()) < 0 {
+		return false
+	}
+	if !d.HasEnd() {
+		return true
+	}
+	if end == nil {
+		return bytes.Compare(start, d.GetEnd()) < 0
+	}
+	return len(end) > 0 && bytes.Compare(end, d.GetEnd()) <= 0
+}
+
+// read evaluates a read-only batch.
+func (s *Store) read(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchResponse, error) {
+	h := ba.GetHeader()
+	id := h.GetShardId()
+	var br *kvpb.BatchResponse
+	eval := func(r pebble.Reader) error {
+		var err error
+		br, err = s.eval(r, ba)
+		return err
+	}
+	if h.GetReadLevel() == api.ReadLevel_READ_LEVEL_LINEARIZABLE && !s.cfg.UnsafeLocalReads {
+		if err := s.cfg.Node.Read(ctx, id, eval); err != nil {
+			return nil, err
+		}
+		return br, nil
+	}
+	// Serializable: whatever the local replica has applied. Only a node
+	// that hosts the shard can answer (it would read nothing otherwise),
+	// and one whose replica went away while it read must not.
+	if _, err := s.cfg.Node.AppliedIndex(id); err != nil {
+		return nil, err
+	}
+	snap := s.cfg.Engine.DB().NewSnapshot()
+	defer snap.Close()
+	if _, err := s.cfg.Node.AppliedIndex(id); err != nil {
+		return nil, err
+	}
+	if err := eval(snap); err != nil {
+		return nil, err
+	}
+	return br, nil
+}
+
+// eval answers every read of ba from r.
+func (s *Store) eval(r pebble.Reader, ba *kvpb.BatchRequest) (*kvpb.BatchResponse, error) {
+	h := ba.GetHeader()
+	budget := statemachine.Budget{Keys: h.GetMaxKeys(), Bytes: h.GetMaxBytes()}
+	if budget.Bytes == 0 || budget.Bytes > s.cfg.MaxReadBytes {
+		budget.Bytes = s.cfg.MaxReadBytes
+	}
+	br := &kvpb.BatchResponse{Responses: make([]*kvpb.ResponseUnion, 0, len(ba.GetRequests()))}
+	for _, req := range ba.GetRequests() {
+		resp, err := statemachine.Eval(r, h, req, &budget)
+		if err != nil {
+			return nil, err
+		}
+		br.Responses = append(br.Responses, resp)
+	}
+	return br, nil
+}
+
+// write proposes the batch's writes as one replicated command.
+func (s *Store) write(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchResponse, error) {
+	for i, r := range ba.GetRequests() {
+		if !kvpb.MethodOf(r).Flags().Has(kvpb.IsWrite) {
+			return nil, fmt.Errorf("%w: request %d (%v): a batch with writes holds only writes", kvpb.ErrBadBatch, i, kvpb.MethodOf(r))
+		}
+	}
+	data, err := kvpb.EncodeCommand(&kvpb.ReplicatedCommand{Header: ba.GetHeader(), Writes: ba.GetRequests()})
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.cfg.Node.Propose(ctx, ba.GetHeader().GetShardId(), data)
+	if err != nil {
+		return nil, err
+	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	br := &kvpb.BatchResponse{}
+	if err := proto.Unmarshal(res.Data, br); err != nil {
+		// The command applied: its answer is unreadable, not its outcome.
+		return nil, fmt.Errorf("%w: answer of an applied command: %w", kvpb.ErrAmbiguous, err)
+	}
+	return br, nil
+}
+
+// admin runs an admin request on the shard's leader.
+func (s *Store) admin(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchResponse, error) {
+	id := ba.GetHeader().GetShardId()
+	req := ba.GetRequests()[0]
+	n := s.cfg.Node
+	resp := &kvpb.ResponseUnion{}
+	switch r := req.GetValue().(type) {
+	case *kvpb.RequestUnion_ChangeReplicas:
+		node := r.ChangeReplicas.GetNodeId()
+		var err error
+		switch t := r.ChangeReplicas.GetType(); t {
+		case kvpb.ChangeReplicasType_CHANGE_REPLICAS_TYPE_ADD_LEARNER:
+			err = n.AddLearner(ctx, id, node)
+		case kvpb.ChangeReplicasType_CHANGE_REPLICAS_TYPE_PROMOTE_VOTER:
+			err = n.PromoteVoter(ctx, id, node)
+		case kvpb.ChangeReplicasType_CHANGE_REPLICAS_TYPE_REMOVE:
+			err = n.RemoveMember(ctx, id, node)
+		default:
+			err = fmt.Errorf("%w: membership change %v", kvpb.ErrBadBatch, t)
+		}
+		if err != nil {
+			return nil, err
+		}
+		resp.Value = &kvpb.ResponseUnion_ChangeReplicas{ChangeReplicas: &kvpb.ChangeReplicasResponse{}}
+	case *kvpb.RequestUnion_TransferLeader:
+		if err := n.TransferLeader(id, r.TransferLeader.GetNodeId()); err != nil {
+			return nil, err
+		}
+		resp.Value = &kvpb.ResponseUnion_TransferLeader{TransferLeader: &kvpb.TransferLeaderResponse{}}
+	case *kvpb.RequestUnion_Progress:
+		st, err := n.Status(id)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsLeader {
+			return nil, &raftnode.NotLeaderError{Group: id, Leader: st.Leader}
+		}
+		resp.Value = &kvpb.ResponseUnion_Progress{Progress: &kvpb.ProgressResponse{
+			LeaderId: st.Leader, Commit: st.Commit, Match: st.Progress[r.Progress.GetNodeId()],
+			Voters: st.Voters, Learners: st.Learners,
+		}}
+	default:
+		return nil, fmt.Errorf("%w: admin request %v", kvpb.ErrBadBatch, kvpb.MethodOf(req))
+	}
+	return &kvpb.BatchResponse{Responses: []*kvpb.ResponseUnion{resp}}, nil
+}
+
+// kvError turns an error of raftnode, statemachine or storage into kvpb's
+// typed errors, keeping the cause in the chain. It is the one place where a
+// replica's failures get their meaning for the router.
+func (s *Store) kvError(id uint64, err error) error {
+	var (
+		nle *raftnode.NotLeaderError
+		sme *kvpb.ShardMismatchError
+	)
+	switch {
+	case errors.As(err, &sme), errors.Is(err, kvpb.ErrBadBatch), errors.Is(err, kvpb.ErrRequestTooLarge):
+		return err
+	case errors.Is(err, raftnode.ErrAmbiguous):
+		return fmt.Errorf("%w: %w", kvpb.ErrAmbiguous, err)
+	case errors.As(err, &nle):
+		return fmt.Errorf("%w", &kvpb.NotLeaderError{Shard: id, Leader: nle.Leader})
+	case errors.Is(err, raftnode.ErrProposalDropped):
+		return fmt.Errorf("%w: %w", kvpb.ErrProposalDropped, err)
+	case errors.Is(err, raftnode.ErrUnknownGroup):
+		m := &kvpb.ShardMismatchError{Shard: id}
+		if d, ok := s.cfg.Descriptor(id); ok {
+			m.Descriptors = []*kvpb.ShardDescriptor{d}
+		}
+		return fmt.Errorf("%w: %w", m, err)
+	case errors.Is(err, statemachine.ErrWrongShard):
+		m := &kvpb.ShardMismatchError{Shard: id}
+		if d, ok := s.cfg.Descriptor(id); ok {
+			m.Descriptors = []*kvpb.ShardDescriptor{d}
+		}
+		return fmt.Errorf("%w: %w", m, err)
+	case errors.Is(err, raftnode.ErrStopped):
+		return fmt.Errorf("%w: %w", kvpb.ErrUnavailable, err)
+	}
+	return err
+}
