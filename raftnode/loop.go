@@ -37,7 +37,12 @@ type ready struct {
 	snap *inboundSnapshot // data of rd.Snapshot, if any
 	// delivered results, sent after the apply batch commits
 	results []delivery
-	removed bool // the group's conf change removed this node
+	// confChanged: the Ready changed the group's membership (a conf change
+	// entry or a snapshot); removed: the membership after the Ready's last
+	// entry lacks this node. An earlier entry of the same Ready may remove
+	// the node and a later one add it back: only the end counts.
+	confChanged bool
+	removed     bool
 	// leader: the replica leads, so its messages may go out before its own
 	// entries are durable (raft thesis 10.2.1): a leader's messages carry no
 	// vote, and it counts its own entries only after Advance.
@@ -121,6 +126,9 @@ func (n *Node) cycle() error {
 		if err := n.apply(rds); err != nil {
 			return err
 		}
+	}
+	for _, r := range rds {
+		r.removed = r.confChanged && !isMember(r.g.applied.ConfState, n.cfg.NodeID)
 	}
 
 	more := false
@@ -376,9 +384,7 @@ func (n *Node) applyEntries(b *pebble.Batch, r *ready) error {
 			if len(ctx) == 8 {
 				id = binary.BigEndian.Uint64(ctx)
 			}
-			if !isMember(cs, n.cfg.NodeID) {
-				r.removed = true
-			}
+			r.confChanged = true
 		}
 		g.applied.Index, g.applied.Term = e.GetIndex(), e.GetTerm()
 		n.stats.applied.Add(1)

@@ -317,7 +317,5 @@ func (n *Node) snapshotApplied(r *ready) {
 		delete(g.mu.proposals, id)
 	}
 	g.mu.Unlock()
-	if !isMember(meta.GetConfState(), n.cfg.NodeID) {
-		r.removed = true
-	}
+	r.confChanged = true
 }
