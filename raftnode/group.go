@@ -37,6 +37,10 @@ type group struct {
 		snapIn map[uint64]*inboundSnapshot
 		// snapOut holds Pebble snapshots built for raft, waiting to be sent.
 		snapOut []*outboundSnapshot
+		// removed: this node is no longer a member and the replica is
+		// being destroyed. Set by the loop before destroyGroup deletes
+		// anything, and never cleared: once set, no read is released,
+		// nothing is stepped, and Read fails a read that overlapped it.
 		removed bool
 	}
 }

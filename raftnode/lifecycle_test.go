@@ -2,10 +2,14 @@ package raftnode_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/strata-kv/strata/raftnode"
 )
 
 // This file tests the life of a replica around its removal: reads racing
@@ -62,4 +66,62 @@ func TestRemoveThenReAddInOneReady(t *testing.T) {
 	if get(t, v, cmdKey(g, []byte("a"))) == nil || get(t, v, cmdKey(g, []byte("b"))) == nil {
 		t.Fatalf("node %d lost the group's data", v.id)
 	}
+}
+
+// TestReadRacesOwnRemoval removes the leader while a read it confirmed has
+// not yet read: the removal deletes the replica's data, so the read must
+// either see the data or fail as not-leader (safe to retry elsewhere),
+// never see the keys absent.
+func TestReadRacesOwnRemoval(t *testing.T) {
+	const g = 1
+	c := newCluster(t, 3, []uint64{g}, nil)
+	c.propose(g, []byte("k"))
+	c.waitConverged(g)
+	l := c.settledLeader(g)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	confirmed := make(chan struct{})
+	var found bool
+	readErr := make(chan error, 1)
+	go func() {
+		readErr <- l.node.Read(ctx, g, func(r pebble.Reader) error {
+			close(confirmed)
+			// Hold the read between its confirmation and its access to
+			// storage until the replica is gone.
+			for !slices.Contains(l.removedGroups(), g) {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(time.Millisecond):
+				}
+			}
+			v, closer, err := r.Get(cmdKey(g, []byte("k")))
+			if errors.Is(err, pebble.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			found = v != nil
+			return closer.Close()
+		})
+	}()
+	select {
+	case <-confirmed:
+	case err := <-readErr:
+		t.Fatalf("Read on the leader: %v", err)
+	}
+	if err := l.node.RemoveMember(ctx, g, l.id); err != nil {
+		t.Fatalf("RemoveMember(leader %d): %v", l.id, err)
+	}
+	err := <-readErr
+	var nle *raftnode.NotLeaderError
+	switch {
+	case err == nil && !found:
+		t.Fatal("a read confirmed by ReadIndex saw the key absent: the replica's removal deleted it under the read")
+	case err != nil && !errors.As(err, &nle):
+		t.Fatalf("Read: %v, want success or *NotLeaderError", err)
+	}
+	t.Logf("Read: found=%v err=%v", found, err)
 }

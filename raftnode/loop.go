@@ -135,14 +135,19 @@ func (n *Node) cycle() error {
 	for _, r := range rds {
 		g := r.g
 		g.mu.Lock()
+		if r.removed {
+			// Marked before any read is released: a read released now
+			// would find the data destroyGroup deletes below (see Read).
+			// destroyGroup fails the waiting reads as not-leader.
+			g.mu.removed = true
+		}
 		for _, rs := range r.rd.ReadStates {
 			n.readStateLocked(g, rs)
 		}
-		n.releaseReadsLocked(g)
-		g.mu.rn.Advance(r.rd)
-		if r.removed {
-			g.mu.removed = true
+		if !g.mu.removed {
+			n.releaseReadsLocked(g)
 		}
+		g.mu.rn.Advance(r.rd)
 		more = more || g.mu.rn.HasReady()
 		g.mu.Unlock()
 		if r.removed {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/strata-kv/strata/storage"
 	"github.com/strata-kv/strata/transport"
 	"go.etcd.io/raft/v3"
@@ -397,26 +398,64 @@ func (n *Node) propose(ctx context.Context, groupID uint64, do func(*group, *pro
 // leader, has applied everything committed before the call: a read of the
 // group's state after it is linearizable. Concurrent calls share one
 // ReadIndex round.
+//
+// The replica may be removed from the group, and its data deleted, between
+// ReadIndex's return and the caller's read of storage: a caller that reads
+// the group's data should use Read, which detects that.
 func (n *Node) ReadIndex(ctx context.Context, groupID uint64) error {
-	if err := ctx.Err(); err != nil {
+	_, err := n.readIndex(ctx, groupID)
+	return err
+}
+
+// Read runs read on the node's storage once the local replica of group,
+// which must be the leader, has applied everything committed before the
+// call (as ReadIndex), and checks afterwards that the replica was not
+// removed meanwhile. If it was, its data may have been deleted under read:
+// Read then fails with a *NotLeaderError (safe to retry on the leader) and
+// the caller must discard what read saw. read must finish its reads before
+// it returns, and must not keep r.
+func (n *Node) Read(ctx context.Context, groupID uint64, read func(r pebble.Reader) error) error {
+	g, err := n.readIndex(ctx, groupID)
+	if err != nil {
 		return err
 	}
+	if err := read(n.eng.DB()); err != nil {
+		return err
+	}
+	// The loop marks a replica removed (under g.mu) before it releases no
+	// more reads and before destroyGroup deletes its data. So if the mark
+	// is not set now, every read above saw the data as it was before any
+	// delete of the replica's destruction.
+	g.mu.Lock()
+	removed := g.mu.removed
+	g.mu.Unlock()
+	if removed {
+		return &NotLeaderError{Group: groupID}
+	}
+	return nil
+}
+
+// readIndex is ReadIndex; it returns the replica that confirmed the read.
+func (n *Node) readIndex(ctx context.Context, groupID uint64) (*group, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := n.Err(); err != nil {
-		return stoppedErr(err)
+		return nil, stoppedErr(err)
 	}
 	g, err := n.group(groupID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ch := make(chan error, 1)
 	g.mu.Lock()
 	if err := n.Err(); err != nil { // under g.mu: see propose
 		g.mu.Unlock()
-		return stoppedErr(err)
+		return nil, stoppedErr(err)
 	}
-	if leader, lead, _ := g.leaderLocked(); !leader {
+	if leader, lead, _ := g.leaderLocked(); !leader || g.mu.removed {
 		g.mu.Unlock()
-		return &NotLeaderError{Group: groupID, Leader: lead}
+		return nil, &NotLeaderError{Group: groupID, Leader: lead}
 	}
 	g.mu.reads.next = append(g.mu.reads.next, ch)
 	if g.mu.reads.inflight == nil {
@@ -427,10 +466,10 @@ func (n *Node) ReadIndex(ctx context.Context, groupID uint64) error {
 	n.signal()
 	select {
 	case err := <-ch:
-		return err
+		return g, err
 	case <-ctx.Done():
 		// The waiter stays queued; its buffered channel absorbs the answer.
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
