@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/strata-kv/strata/raftnode"
+	"github.com/strata-kv/strata/storage"
 )
 
 // This file tests the life of a replica around its removal: reads racing
@@ -124,4 +125,102 @@ func TestReadRacesOwnRemoval(t *testing.T) {
 		t.Fatalf("Read: %v, want success or *NotLeaderError", err)
 	}
 	t.Logf("Read: found=%v err=%v", found, err)
+}
+
+// TestRecoverRemovedReplica crashes a node after it applied its own
+// removal and before it destroyed its replica. At restart the replica's
+// applied membership lacks the node: recovery must finish the destruction
+// (data, raft state, OnGroupRemoved) instead of serving a zombie. An empty
+// replica waiting for its first snapshot is not one.
+func TestRecoverRemovedReplica(t *testing.T) {
+	const g = 1
+	errCrash := errors.New("test: crash before destroy")
+	c := newCluster(t, 3, []uint64{g}, func(cfg *raftnode.Config) {
+		id := cfg.NodeID
+		cfg.OnStop = func(err error) {
+			if !errors.Is(err, errCrash) {
+				t.Errorf("node %d stopped: %v", id, err)
+			}
+		}
+	})
+	for i := range 5 {
+		c.propose(g, fmt.Appendf(nil, "k%d", i))
+	}
+	c.waitConverged(g)
+	l := c.settledLeader(g)
+	var v *testNode
+	for _, id := range []uint64{1, 2, 3} {
+		if id != l.id {
+			v = c.nodes[id]
+			break
+		}
+	}
+	raftnode.SetBeforeDestroy(v.node, func(uint64) error { return errCrash })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.onLeader(g, func(l *testNode) error { return l.node.RemoveMember(ctx, g, v.id) }); err != nil {
+		t.Fatalf("RemoveMember(%d): %v", v.id, err)
+	}
+	select {
+	case <-v.node.Done():
+	case <-ctx.Done():
+		t.Fatal("the removed node did not reach its destruction")
+	}
+	if err := v.node.Err(); !errors.Is(err, errCrash) {
+		t.Fatalf("node %d stopped with %v, want the crash hook's error", v.id, err)
+	}
+	if spanKeys(t, v, span(g).Start, span(g).End) == 0 {
+		t.Fatal("the crash point is wrong: the replica's data is already gone")
+	}
+	crashStop(t, v)
+	c.start(v)
+	waitFor(t, 5*time.Second, func() error {
+		if gs := v.node.Groups(); slices.Contains(gs, g) {
+			st, _ := v.node.Status(g)
+			return fmt.Errorf("restarted node %d still hosts group %d (voters %v, applied %d)", v.id, g, st.Voters, st.Applied)
+		}
+		if r := v.removedGroups(); !slices.Equal(r, []uint64{g}) {
+			return fmt.Errorf("OnGroupRemoved calls: %v", r)
+		}
+		return nil
+	})
+	if n := spanKeys(t, v, span(g).Start, span(g).End); n != 0 {
+		t.Fatalf("recovered node kept %d keys of the group's data", n)
+	}
+	rs, re := storage.GroupRaftSpan(g)
+	if n := spanKeys(t, v, rs, re); n != 0 {
+		t.Fatalf("recovered node kept %d raft keys of the group", n)
+	}
+	c.propose(g, []byte("after"))
+	c.waitConverged(g)
+
+	// A fresh replica (no membership yet) survives a restart.
+	n4 := c.addNode(4, []raftnode.GroupConfig{groupConfig(g)})
+	c.stop(n4)
+	c.start(n4)
+	if !slices.Contains(n4.node.Groups(), g) || len(n4.removedGroups()) != 0 {
+		t.Fatalf("an empty replica was taken for a removed one: groups %v, removed %v", n4.node.Groups(), n4.removedGroups())
+	}
+	if err := l.node.AddLearner(ctx, g, 4); err != nil {
+		t.Fatalf("AddLearner(4): %v", err)
+	}
+	c.waitConverged(g)
+}
+
+// crashStop stops tn after its node stopped on its own: transport, node,
+// then engine (which keeps every write the node committed).
+func crashStop(t *testing.T, tn *testNode) {
+	t.Helper()
+	if err := tn.grpc.Close(); err != nil {
+		t.Errorf("node %d: transport close: %v", tn.id, err)
+	}
+	tn.grpc = nil
+	if err := tn.node.Close(); err != nil {
+		t.Errorf("node %d: close: %v", tn.id, err)
+	}
+	tn.node = nil
+	if err := tn.eng.Close(); err != nil {
+		t.Errorf("node %d: engine close: %v", tn.id, err)
+	}
+	tn.eng = nil
 }

@@ -65,12 +65,19 @@ func (n *Node) cycle() error {
 	n.mu.RUnlock()
 
 	var rds []*ready
+	var removed []*group // marked removed by recovery, to destroy
 	for _, g := range groups {
 		g.mu.Lock()
-		if !g.mu.removed {
-			n.flushProposalsLocked(g)
+		if g.mu.removed {
+			// Still hosted, so not destroyed yet: a cycle destroys the
+			// groups it marks before it ends, so this one was marked by
+			// CreateGroup's recovery.
+			removed = append(removed, g)
+			g.mu.Unlock()
+			continue
 		}
-		if !g.mu.removed && g.mu.rn.HasReady() {
+		n.flushProposalsLocked(g)
+		if g.mu.rn.HasReady() {
 			r := &ready{g: g, rd: g.mu.rn.Ready()}
 			r.leader = g.mu.rn.BasicStatus().RaftState == raft.StateLeader
 			if !raft.IsEmptySnap(r.rd.Snapshot) {
@@ -94,6 +101,11 @@ func (n *Node) cycle() error {
 			rds = append(rds, r)
 		}
 		g.mu.Unlock()
+	}
+	for _, g := range removed {
+		if err := n.destroyGroup(g); err != nil {
+			return err
+		}
 	}
 	if len(rds) == 0 {
 		return nil
@@ -491,6 +503,11 @@ func (n *Node) truncate(rds []*ready) error {
 
 // destroyGroup drops a group this node was removed from, with its data.
 func (n *Node) destroyGroup(g *group) error {
+	if f := n.testHooks.beforeDestroy.Load(); f != nil {
+		if err := (*f)(g.id); err != nil {
+			return err
+		}
+	}
 	n.mu.Lock()
 	delete(n.mu.groups, g.id)
 	n.mu.Unlock()

@@ -55,6 +55,13 @@ type Node struct {
 	wg       sync.WaitGroup // the loop, the ticker, snapshot senders
 
 	stats stats
+
+	// testHooks are set by tests only (export_test.go).
+	testHooks struct {
+		// beforeDestroy, if set, runs before destroyGroup deletes
+		// anything; an error stops the node there, as a crash would.
+		beforeDestroy atomic.Pointer[func(group uint64) error]
+	}
 }
 
 // New creates a node. Groups are added with CreateGroup; Start begins
@@ -184,7 +191,10 @@ func (n *Node) Groups() []uint64 {
 
 // CreateGroup starts hosting a replica of a group, recovering its state
 // from storage, bootstrapping it from cfg.Peers when it has none, or
-// starting it empty to be filled by a snapshot.
+// starting it empty to be filled by a snapshot. A recovered replica that
+// its group had removed this node from (the node stopped before it
+// destroyed it) is destroyed by the loop once started, as at runtime:
+// data, raft state, then Config.OnGroupRemoved.
 func (n *Node) CreateGroup(cfg GroupConfig) error {
 	if cfg.ID == 0 {
 		return errors.New("raftnode: group ID must be > 0")
@@ -256,6 +266,14 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 	g.mu.proposals = make(map[uint64]*proposal)
 	g.mu.snapIn = make(map[uint64]*inboundSnapshot)
 	g.mu.appliedIndex = applied.Index
+	// A replica whose applied membership lacks this node was removed, and
+	// the node stopped before destroyGroup finished (the applied state
+	// with the removal is written before the destruction, which is one
+	// batch). Queue it for the loop to destroy as it would have. A replica
+	// with no membership at all is new, waiting for its first snapshot.
+	if len(applied.ConfState.GetVoters()) > 0 && !isMember(applied.ConfState, n.cfg.NodeID) {
+		g.mu.removed = true
+	}
 	// A freshly bootstrapped group campaigns at once on one chosen member,
 	// spreading the first leaders over the nodes instead of waiting for an
 	// election timeout.
