@@ -1,7 +1,9 @@
 package raftnode_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,6 +13,9 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/strata-kv/strata/raftnode"
 	"github.com/strata-kv/strata/storage"
+	"github.com/strata-kv/strata/transport"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // This file tests the life of a replica around its removal: reads racing
@@ -223,4 +228,88 @@ func crashStop(t *testing.T, tn *testNode) {
 		t.Errorf("node %d: engine close: %v", tn.id, err)
 	}
 	tn.eng = nil
+}
+
+// TestInboundMessageChecks sends a follower and a leader raft messages no
+// correct peer sends: a MsgSnap without its data on the raft stream (raft
+// would accept it and the node stop for want of the data), a proposal (a
+// leader would append it, and a payload without a proposal ID stops every
+// replica that applies it), a message whose sender is not the stream's
+// peer, and an append, a vote and a snapshot from a node that is not a
+// member of the group. Each is dropped and counted, and changes nothing.
+func TestInboundMessageChecks(t *testing.T) {
+	const g = 1
+	c := newCluster(t, 3, []uint64{g}, nil)
+	c.propose(g, []byte("a"))
+	c.waitConverged(g)
+	l := c.settledLeader(g)
+	var f *testNode
+	for _, id := range []uint64{1, 2, 3} {
+		if id != l.id {
+			f = c.nodes[id]
+			break
+		}
+	}
+	st, err := f.node.Status(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := func(typ raftpb.MessageType, from, to, term uint64) *raftpb.Message {
+		return &raftpb.Message{Type: typ.Enum(), From: proto.Uint64(from), To: proto.Uint64(to), Term: proto.Uint64(term)}
+	}
+	forged := raftpb.Entry{Type: raftpb.EntryType_EntryNormal.Enum(), Term: proto.Uint64(st.Term + 1), Index: proto.Uint64(st.LastIndex + 1),
+		Data: append(binary.BigEndian.AppendUint64(nil, 1), "forged"...)}
+	app := msg(raftpb.MsgApp, 99, f.id, st.Term+1)
+	app.Index, app.LogTerm, app.Commit = proto.Uint64(st.LastIndex), proto.Uint64(st.Term), proto.Uint64(st.LastIndex+1)
+	app.Entries = []*raftpb.Entry{&forged}
+	vote := msg(raftpb.MsgVote, 99, f.id, st.Term+1)
+	vote.Index, vote.LogTerm = proto.Uint64(st.LastIndex+100), proto.Uint64(st.Term+1)
+	prop := msg(raftpb.MsgProp, f.id, l.id, 0)
+	prop.Entries = []*raftpb.Entry{{Data: []byte("x")}}
+
+	before := [4]raftnode.Stats{}
+	for id, tn := range c.nodes {
+		before[id] = tn.node.Stats()
+	}
+	// From the leader, on its stream: a MsgSnap that carries no data.
+	f.node.HandleMessages(l.id, []transport.Envelope{{Group: g, Msg: snapMsg(l.id, f.id, st.Commit+1000, st.Term)}})
+	// From a member, claiming to be the leader.
+	f.node.HandleMessages(c.nodes[6-l.id-f.id].id, []transport.Envelope{{Group: g, Msg: msg(raftpb.MsgHeartbeat, l.id, f.id, st.Term+1)}})
+	// From a member, a proposal to the leader.
+	l.node.HandleMessages(f.id, []transport.Envelope{{Group: g, Msg: prop}})
+	// From node 99, which is no member.
+	f.node.HandleMessages(99, []transport.Envelope{{Group: g, Msg: app}, {Group: g, Msg: vote}})
+	as := storage.AppliedState{Index: st.Commit + 1000, Term: st.Term + 1, ConfState: &raftpb.ConfState{Voters: []uint64{1, 2, 3, 99}}}
+	body := snapBody(t, as, [2][]byte{cmdKey(g, []byte("forged")), []byte("v")})
+	snapErr := f.node.HandleSnapshot(context.Background(), transport.Envelope{Group: g, Msg: snapMsg(99, f.id, as.Index, as.Term)}, bytes.NewReader(body))
+
+	if lead, _, _ := f.node.Leader(g); lead != l.id {
+		t.Errorf("follower %d follows node %d, not leader %d", f.id, lead, l.id)
+	}
+	if st2, _ := f.node.Status(g); st2.Term != st.Term {
+		t.Errorf("follower %d moved from term %d to %d", f.id, st.Term, st2.Term)
+	}
+	if snapErr == nil {
+		t.Error("a snapshot from a non-member was accepted")
+	}
+	c.propose(g, []byte("b"))
+	c.waitConverged(g)
+	if get(t, f, cmdKey(g, []byte("forged"))) != nil {
+		t.Error("the follower applied a non-member's write")
+	}
+	for id, tn := range c.nodes {
+		if err := tn.node.Err(); err != nil {
+			t.Errorf("node %d stopped: %v", id, err)
+		}
+	}
+	fs, ls := f.node.Stats(), l.node.Stats()
+	if got := fs.InvalidMessageDrops - before[f.id].InvalidMessageDrops; got != 2 {
+		t.Errorf("follower counted %d invalid messages, want 2 (the bodiless MsgSnap, the impostor)", got)
+	}
+	if got := ls.InvalidMessageDrops - before[l.id].InvalidMessageDrops; got != 1 {
+		t.Errorf("leader counted %d invalid messages, want 1 (the proposal)", got)
+	}
+	if got := fs.NonMemberDrops - before[f.id].NonMemberDrops; got != 3 {
+		t.Errorf("follower counted %d messages from non-members, want 3 (append, vote, snapshot)", got)
+	}
 }

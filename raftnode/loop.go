@@ -396,6 +396,7 @@ func (n *Node) applyEntries(b *pebble.Batch, r *ready) error {
 			}
 			g.mu.Lock()
 			cs := g.mu.rn.ApplyConfChange(cc)
+			g.mu.confState = cs
 			g.mu.Unlock()
 			g.applied.ConfState = cs
 			if len(ctx) == 8 {

@@ -266,6 +266,7 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 	g.mu.proposals = make(map[uint64]*proposal)
 	g.mu.snapIn = make(map[uint64]*inboundSnapshot)
 	g.mu.appliedIndex = applied.Index
+	g.mu.confState = applied.ConfState
 	// A replica whose applied membership lacks this node was removed, and
 	// the node stopped before destroyGroup finished (the applied state
 	// with the removal is written before the destruction, which is one
@@ -643,23 +644,36 @@ func (n *Node) retryStaleReadLocked(g *group) {
 
 var _ transport.Handler = (*Node)(nil)
 
-// HandleMessages steps inbound raft messages into their groups. A message
-// for a group the node does not host is dropped and counted.
+// HandleMessages steps inbound raft messages into their groups. Dropped,
+// and counted in Stats, are messages for a group the node does not host,
+// messages from a sender that is not a member of the group (see
+// acceptsFromLocked), and messages no correct peer sends on this stream: a
+// MsgSnap (snapshots come through HandleSnapshot, with their data), a
+// MsgProp (proposals are never forwarded), one whose sender is not from.
 func (n *Node) HandleMessages(from uint64, envs []transport.Envelope) {
 	if n.Err() != nil {
 		return
 	}
 	for _, env := range envs {
+		m := env.Msg
 		g, err := n.group(env.Group)
 		if err != nil {
 			n.stats.unknownGroup.Add(1)
 			continue
 		}
+		if t := m.GetType(); t == raftpb.MsgSnap || t == raftpb.MsgProp || m.GetFrom() != from {
+			n.stats.invalidMsg.Add(1)
+			continue
+		}
 		g.mu.Lock()
-		if !g.mu.removed {
-			// Step fails only for messages raft ignores (e.g. from a
-			// removed peer, or a local message type); drop them.
-			_ = g.mu.rn.Step(env.Msg)
+		switch {
+		case g.mu.removed:
+		case !g.acceptsFromLocked(m.GetFrom()):
+			n.stats.nonMember.Add(1)
+		default:
+			// Step fails only for messages raft ignores (e.g. a response
+			// from a removed peer, or a local message type); drop them.
+			_ = g.mu.rn.Step(m)
 		}
 		g.mu.Unlock()
 	}

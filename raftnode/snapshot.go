@@ -193,6 +193,15 @@ func (n *Node) HandleSnapshot(ctx context.Context, env transport.Envelope, body 
 	if env.Msg.GetType() != raftpb.MsgSnap || meta.GetIndex() == 0 {
 		return errors.New("raftnode: snapshot envelope carries no MsgSnap")
 	}
+	// Checked before the body is read, and again when it is stepped.
+	from := env.Msg.GetFrom()
+	g.mu.Lock()
+	ok := g.acceptsFromLocked(from)
+	g.mu.Unlock()
+	if !ok {
+		n.stats.nonMember.Add(1)
+		return fmt.Errorf("raftnode: group %d: snapshot from node %d, which is not a member", g.id, from)
+	}
 	in, err := readSnapshotBody(bufio.NewReaderSize(body, 256<<10), g.spans)
 	if err != nil {
 		return fmt.Errorf("raftnode: group %d snapshot: %w", g.id, err)
@@ -205,6 +214,11 @@ func (n *Node) HandleSnapshot(ctx context.Context, env transport.Envelope, body 
 	if g.mu.removed {
 		g.mu.Unlock()
 		return fmt.Errorf("%w %d", ErrUnknownGroup, g.id)
+	}
+	if !g.acceptsFromLocked(from) {
+		g.mu.Unlock()
+		n.stats.nonMember.Add(1)
+		return fmt.Errorf("raftnode: group %d: snapshot from node %d, which is not a member", g.id, from)
 	}
 	for i := range g.mu.snapIn {
 		if i <= g.mu.appliedIndex {
@@ -311,6 +325,7 @@ func (n *Node) snapshotApplied(r *ready) {
 	g.lastApplyTerm = meta.GetTerm()
 	g.mu.Lock()
 	g.mu.appliedIndex = meta.GetIndex()
+	g.mu.confState = meta.GetConfState()
 	// Proposals made before may be inside the snapshot or lost: unknown.
 	for id, p := range g.mu.proposals {
 		p.ch <- proposalResult{err: fmt.Errorf("%w: replica caught up by snapshot", ErrAmbiguous)}
