@@ -32,8 +32,9 @@ type group struct {
 		reads  readQueue
 		// appliedIndex mirrors applied.Index for readers waiting on it.
 		appliedIndex uint64
-		// snapIn holds received snapshots, by index, waiting for raft to
-		// hand them back in a Ready.
+		// snapIn holds received snapshots, by index, that raft was stepped
+		// with since the last Ready: the next Ready takes the one raft
+		// accepted, if any, and drops the rest.
 		snapIn map[uint64]*inboundSnapshot
 		// confState mirrors the membership raft applies (conf changes,
 		// snapshots once persisted), for checking senders.

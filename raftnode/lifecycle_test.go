@@ -313,3 +313,47 @@ func TestInboundMessageChecks(t *testing.T) {
 		t.Errorf("follower counted %d messages from non-members, want 3 (append, vote, snapshot)", got)
 	}
 }
+
+// TestIgnoredSnapshotsReleased sends a follower snapshots raft ignores
+// (one of an older term, one no newer than what it committed): their data
+// must not stay staged.
+func TestIgnoredSnapshotsReleased(t *testing.T) {
+	const g = 1
+	c := newCluster(t, 3, []uint64{g}, nil)
+	c.propose(g, []byte("a"))
+	c.waitConverged(g)
+	l := c.settledLeader(g)
+	var f *testNode
+	for _, id := range []uint64{1, 2, 3} {
+		if id != l.id {
+			f = c.nodes[id]
+			break
+		}
+	}
+	st, err := f.node.Status(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &raftpb.ConfState{Voters: []uint64{1, 2, 3}}
+	for _, as := range []storage.AppliedState{
+		{Index: st.Commit + 1000, Term: st.Term - 1, ConfState: cs}, // an older term's leader
+		{Index: st.Commit, Term: st.Term, ConfState: cs},            // nothing new
+	} {
+		body := snapBody(t, as, [2][]byte{cmdKey(g, []byte("snap")), []byte("v")})
+		env := transport.Envelope{Group: g, Msg: snapMsg(l.id, f.id, as.Index, as.Term)}
+		if err := f.node.HandleSnapshot(context.Background(), env, bytes.NewReader(body)); err != nil {
+			t.Fatalf("HandleSnapshot at %d/%d: %v", as.Index, as.Term, err)
+		}
+	}
+	c.propose(g, []byte("b"))
+	c.waitConverged(g)
+	waitFor(t, 5*time.Second, func() error {
+		if n := raftnode.SnapshotsStaged(f.node, g); n != 0 {
+			return fmt.Errorf("follower %d still holds %d ignored snapshot(s)", f.id, n)
+		}
+		return nil
+	})
+	if get(t, f, cmdKey(g, []byte("snap"))) != nil {
+		t.Fatal("an ignored snapshot's data was written")
+	}
+}

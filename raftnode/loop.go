@@ -80,15 +80,13 @@ func (n *Node) cycle() error {
 		if g.mu.rn.HasReady() {
 			r := &ready{g: g, rd: g.mu.rn.Ready()}
 			r.leader = g.mu.rn.BasicStatus().RaftState == raft.StateLeader
+			// Every staged snapshot was stepped before this Ready, and raft
+			// hands the one it accepted back in the next Ready: those not
+			// handed back were ignored (stale, older term) or superseded.
 			if !raft.IsEmptySnap(r.rd.Snapshot) {
-				idx := r.rd.Snapshot.GetMetadata().GetIndex()
-				r.snap = g.mu.snapIn[idx]
-				for i := range g.mu.snapIn {
-					if i <= idx {
-						delete(g.mu.snapIn, i)
-					}
-				}
+				r.snap = g.mu.snapIn[r.rd.Snapshot.GetMetadata().GetIndex()]
 			}
+			clear(g.mu.snapIn)
 			if ss := r.rd.SoftState; ss != nil {
 				if ss.RaftState != raft.StateLeader {
 					g.failReadsLocked(&NotLeaderError{Group: g.id, Leader: ss.Lead})
@@ -524,6 +522,7 @@ func (n *Node) destroyGroup(g *group) error {
 		s.release()
 	}
 	g.mu.snapOut = nil
+	clear(g.mu.snapIn)
 	g.mu.Unlock()
 	b := n.eng.NewBatch()
 	defer b.Close()

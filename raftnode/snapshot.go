@@ -220,13 +220,14 @@ func (n *Node) HandleSnapshot(ctx context.Context, env transport.Envelope, body 
 		n.stats.nonMember.Add(1)
 		return fmt.Errorf("raftnode: group %d: snapshot from node %d, which is not a member", g.id, from)
 	}
-	for i := range g.mu.snapIn {
-		if i <= g.mu.appliedIndex {
-			delete(g.mu.snapIn, i) // raft ignored it as stale
-		}
-	}
 	g.mu.snapIn[meta.GetIndex()] = in
 	err = g.mu.rn.Step(env.Msg)
+	if err != nil || !g.mu.rn.HasReady() {
+		// Refused, or ignored without a word (a message of an older
+		// term): raft will not hand it back. Otherwise the loop's next
+		// Ready takes it or, if raft ignored it, drops it.
+		delete(g.mu.snapIn, meta.GetIndex())
+	}
 	g.mu.Unlock()
 	n.stats.snapshotsRecv.Add(1)
 	n.signal()
