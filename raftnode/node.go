@@ -441,10 +441,10 @@ func (n *Node) Read(ctx context.Context, groupID uint64, read func(r pebble.Read
 	if err := read(n.eng.DB()); err != nil {
 		return err
 	}
-	// The loop marks a replica removed (under g.mu) before it releases no
-	// more reads and before destroyGroup deletes its data. So if the mark
-	// is not set now, every read above saw the data as it was before any
-	// delete of the replica's destruction.
+	// g.mu.removed is set (under g.mu) before destroyGroup deletes
+	// anything. So if it is not set now, the deletes of the replica's
+	// destruction had not been committed when read ran, and read saw the
+	// replica's data.
 	g.mu.Lock()
 	removed := g.mu.removed
 	g.mu.Unlock()
