@@ -44,6 +44,10 @@ type Node struct {
 		sync.RWMutex
 		groups map[uint64]*group
 	}
+	// createMu serializes CreateGroup. CreateGroup holds it, and not mu,
+	// across its storage writes: a failed write stops the node, and
+	// stopping takes mu.
+	createMu sync.Mutex
 
 	work    chan struct{} // signals the loop; capacity 1
 	stop    chan struct{} // closed by Close
@@ -191,9 +195,12 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 	if err := n.Err(); err != nil {
 		return err
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if _, ok := n.mu.groups[cfg.ID]; ok {
+	n.createMu.Lock()
+	defer n.createMu.Unlock()
+	n.mu.RLock()
+	_, ok := n.mu.groups[cfg.ID]
+	n.mu.RUnlock()
+	if ok {
 		return fmt.Errorf("%w: %d", ErrGroupExists, cfg.ID)
 	}
 	rl, err := storage.OpenRaftLog(n.eng, cfg.ID)
@@ -217,7 +224,7 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 		if err := n.eng.Commit(b, true); err != nil {
 			b.Close()
 			rl.Discard()
-			return err
+			return fmt.Errorf("raftnode: group %d: bootstrap: %w", cfg.ID, err)
 		}
 		b.Close()
 		rl.Persisted()
@@ -262,6 +269,13 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 		if err := rn.Campaign(); err != nil {
 			return err
 		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	// Checked under mu: fail records its cause before it takes mu to fail
+	// the groups' waiters, so a group published here is one it sees.
+	if err := n.Err(); err != nil {
+		return stoppedErr(err)
 	}
 	n.mu.groups[cfg.ID] = g
 	n.signal()
