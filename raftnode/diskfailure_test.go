@@ -77,3 +77,47 @@ func TestCreateGroupFailingDisk(t *testing.T) {
 	}
 	_ = eng.Close()
 }
+
+// TestAppliedIndexAfterStorageFailure: once a storage failure stopped the
+// node, AppliedIndex (which serializable reads use to check that the
+// replica is served here) fails with ErrStopped instead of answering from
+// a replica that no longer applies anything.
+func TestAppliedIndexAfterStorageFailure(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	eng, n, inj := openFailing(t)
+	defer eng.Close()
+	defer n.Close()
+	if err := n.CreateGroup(groupConfig(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	n.Start(nil)
+	for {
+		if _, is, _ := n.Leader(1); is {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("no leader")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if _, err := n.Propose(ctx, 1, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.AppliedIndex(1); err != nil {
+		t.Fatalf("AppliedIndex before the failure: %v", err)
+	}
+	inj.On()
+	if _, err := n.Propose(ctx, 1, []byte("b")); err == nil {
+		t.Fatal("a proposal succeeded although its fsync failed")
+	}
+	select {
+	case <-n.Done():
+	case <-ctx.Done():
+		t.Fatal("node did not stop after a failed fsync")
+	}
+	if ai, err := n.AppliedIndex(1); !errors.Is(err, raftnode.ErrStopped) {
+		t.Fatalf("AppliedIndex after the storage failure = %d, %v; want ErrStopped", ai, err)
+	}
+}

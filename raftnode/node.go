@@ -544,7 +544,12 @@ func (n *Node) Leader(groupID uint64) (uint64, bool, error) {
 }
 
 // AppliedIndex returns the applied index of the local replica of group.
+// It fails with ErrStopped once the node stopped: a stopped replica applies
+// nothing more, so what it holds may be arbitrarily stale.
 func (n *Node) AppliedIndex(groupID uint64) (uint64, error) {
+	if err := n.Err(); err != nil {
+		return 0, stoppedErr(err)
+	}
 	g, err := n.group(groupID)
 	if err != nil {
 		return 0, err
