@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,10 @@ var ErrStopped = errors.New("storage: engine stopped after a write failure")
 // ErrNewerFormat is returned by Open for a store written by a newer binary.
 var ErrNewerFormat = errors.New("storage: store format is newer than this binary")
 
+// ErrDiskFull is returned by Open when the store's filesystem has less free
+// space than Options.MinFreeBytes.
+var ErrDiskFull = errors.New("storage: free disk space is below the reserve")
+
 // Options configure an Engine. The zero value of every field but Dir is a
 // sane default.
 type Options struct {
@@ -39,8 +44,14 @@ type Options struct {
 	// MemTableSize is the size of a memtable in bytes. Default: 64 MiB.
 	MemTableSize uint64
 	// Logger receives Pebble's log lines. Default: discard info, keep errors
-	// on stderr.
+	// on stderr, each distinct line at most once a second.
 	Logger pebble.Logger
+	// MinFreeBytes is the free space Open requires on the store's
+	// filesystem. Below it Open fails with ErrDiskFull instead of starting
+	// a node that could neither write nor compact (Pebble would retry its
+	// compactions in a tight loop). Negative disables the check, as does a
+	// filesystem that cannot report its usage. Default: 64 MiB.
+	MinFreeBytes int64
 }
 
 func (o *Options) ensureDefaults() {
@@ -54,7 +65,10 @@ func (o *Options) ensureDefaults() {
 		o.MemTableSize = 64 << 20
 	}
 	if o.Logger == nil {
-		o.Logger = quietLogger{}
+		o.Logger = quietLogger{lim: newLogLimiter(os.Stderr, time.Now)}
+	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = 64 << 20
 	}
 }
 
@@ -80,6 +94,9 @@ func Open(opts Options) (*Engine, error) {
 		return nil, errors.New("storage: Options.Dir is required")
 	}
 	opts.ensureDefaults()
+	if err := checkFreeSpace(opts.FS, opts.Dir, opts.MinFreeBytes); err != nil {
+		return nil, err
+	}
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
 	db, err := pebble.Open(opts.Dir, &pebble.Options{
@@ -97,6 +114,29 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// checkFreeSpace fails with ErrDiskFull if dir's filesystem has less than
+// reserve bytes free.
+func checkFreeSpace(fs vfs.FS, dir string, reserve int64) error {
+	if reserve < 0 {
+		return nil
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("storage: create %s: %w", dir, err)
+	}
+	u, err := fs.GetDiskUsage(dir)
+	if errors.Is(err, vfs.ErrUnsupported) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("storage: disk usage of %s: %w", dir, err)
+	}
+	if u.AvailBytes < uint64(reserve) {
+		return fmt.Errorf("%w: %s has %d KiB free of %d KiB, the reserve is %d KiB: free space or grow the disk, then start again",
+			ErrDiskFull, dir, u.AvailBytes>>10, u.TotalBytes>>10, reserve>>10)
+	}
+	return nil
 }
 
 func (e *Engine) checkFormat() error {
@@ -237,12 +277,17 @@ type pebbleFatal struct{ msg string }
 
 func (f pebbleFatal) Error() string { return f.msg }
 
-// quietLogger drops Pebble's informational lines and keeps errors.
-type quietLogger struct{}
+// quietLogger drops Pebble's informational lines and keeps errors: all of
+// them on stderr if lim is nil, else as lim lets through.
+type quietLogger struct{ lim *logLimiter }
 
 func (quietLogger) Infof(string, ...interface{}) {}
-func (quietLogger) Errorf(f string, a ...interface{}) {
-	fmt.Fprintf(os.Stderr, "pebble: "+f+"\n", a...)
+func (l quietLogger) Errorf(f string, a ...interface{}) {
+	if l.lim == nil {
+		fmt.Fprintf(os.Stderr, "pebble: "+f+"\n", a...)
+		return
+	}
+	l.lim.printf(f, a...)
 }
 func (quietLogger) Fatalf(f string, a ...interface{}) {
 	// Pebble calls Fatalf when it cannot go on (a failed WAL write or
@@ -250,4 +295,50 @@ func (quietLogger) Fatalf(f string, a ...interface{}) {
 	// exit the process: a commit recovers this panic and stops the engine;
 	// in a background goroutine it ends the process, as Pebble intends.
 	panic(pebbleFatal{msg: fmt.Sprintf("pebble: fatal: "+f, a...)})
+}
+
+// logLimiter writes each distinct log format at most once per
+// logInterval, and counts the lines it left out in the next one it
+// writes: a node on a full disk retries failing compactions in a loop,
+// each failure logged.
+type logLimiter struct {
+	w   io.Writer
+	now func() time.Time
+	mu  struct {
+		sync.Mutex
+		byFormat map[string]*limitState // Pebble's formats are constants: bounded
+	}
+}
+
+type limitState struct {
+	last       time.Time // when a line of this format was last written
+	suppressed int       // lines left out since
+}
+
+const logInterval = time.Second
+
+func newLogLimiter(w io.Writer, now func() time.Time) *logLimiter {
+	l := &logLimiter{w: w, now: now}
+	l.mu.byFormat = make(map[string]*limitState)
+	return l
+}
+
+func (l *logLimiter) printf(format string, a ...interface{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	st := l.mu.byFormat[format]
+	if st == nil {
+		st = &limitState{}
+		l.mu.byFormat[format] = st
+	} else if now.Sub(st.last) < logInterval {
+		st.suppressed++
+		return
+	}
+	line := fmt.Sprintf("pebble: "+format, a...)
+	if st.suppressed > 0 {
+		line += fmt.Sprintf(" (%d similar lines suppressed)", st.suppressed)
+	}
+	st.last, st.suppressed = now, 0
+	fmt.Fprintln(l.w, line)
 }
