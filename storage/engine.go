@@ -142,7 +142,16 @@ func checkFreeSpace(fs vfs.FS, dir string, reserve int64) error {
 func (e *Engine) checkFormat() error {
 	v, closer, err := e.db.Get(formatKey)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return e.db.Set(formatKey, binary.BigEndian.AppendUint64(nil, FormatVersion), pebble.Sync)
+		// Through commitRecover: Pebble reports a failed write by Fatalf.
+		b := e.db.NewBatch()
+		defer b.Close()
+		if err := b.Set(formatKey, binary.BigEndian.AppendUint64(nil, FormatVersion), nil); err != nil {
+			return err
+		}
+		if err := commitRecover(b, pebble.Sync); err != nil {
+			return fmt.Errorf("storage: write format version: %w", err)
+		}
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("storage: read format version: %w", err)
@@ -272,10 +281,16 @@ func commitRecover(b *pebble.Batch, opt *pebble.WriteOptions) (err error) {
 	return b.Commit(opt)
 }
 
-// pebbleFatal is the panic value of quietLogger.Fatalf.
-type pebbleFatal struct{ msg string }
+// pebbleFatal is the panic value of quietLogger.Fatalf. It wraps the errors
+// among Fatalf's arguments, so that callers can tell the cause (errors.Is
+// with syscall.ENOSPC, say).
+type pebbleFatal struct {
+	msg  string
+	errs []error
+}
 
-func (f pebbleFatal) Error() string { return f.msg }
+func (f pebbleFatal) Error() string   { return f.msg }
+func (f pebbleFatal) Unwrap() []error { return f.errs }
 
 // quietLogger drops Pebble's informational lines and keeps errors: all of
 // them on stderr if lim is nil, else as lim lets through.
@@ -294,7 +309,13 @@ func (quietLogger) Fatalf(f string, a ...interface{}) {
 	// fsync, corruption) and expects it not to return. Library code must not
 	// exit the process: a commit recovers this panic and stops the engine;
 	// in a background goroutine it ends the process, as Pebble intends.
-	panic(pebbleFatal{msg: fmt.Sprintf("pebble: fatal: "+f, a...)})
+	pf := pebbleFatal{msg: fmt.Sprintf("pebble: fatal: "+f, a...)}
+	for _, v := range a {
+		if err, ok := v.(error); ok {
+			pf.errs = append(pf.errs, err)
+		}
+	}
+	panic(pf)
 }
 
 // logLimiter writes each distinct log format at most once per
