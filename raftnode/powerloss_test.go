@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,6 +63,7 @@ type powerLoss struct {
 		destroyed []uint64
 		points    []crashPoint
 		syncs     int
+		checked   bool // check ran: no more cuts
 	}
 }
 
@@ -82,7 +84,7 @@ func (p *powerLoss) fs() vfs.FS { return syncCutFS{FS: p.mem, p: p} }
 // cutLocked takes an image with none of the unsynced data and, at one
 // point in four, another with a random part of it.
 func (p *powerLoss) cutLocked(step string) {
-	if len(p.mu.points) >= maxCrashPoints {
+	if p.mu.checked || len(p.mu.points) >= maxCrashPoints {
 		return
 	}
 	pcts := []int{0}
@@ -173,7 +175,7 @@ func (p *powerLoss) check() {
 	p.mu.Lock()
 	points := p.mu.points
 	syncs := p.mu.syncs
-	p.mu.points = nil
+	p.mu.points, p.mu.checked = nil, true
 	p.mu.Unlock()
 	p.t.Logf("node %d: checking %d power-loss images (%d fsyncs seen)", p.id, len(points), syncs)
 	failed := 0
@@ -432,12 +434,56 @@ func TestPowerLoss(t *testing.T) {
 		return
 	}
 
-	// The whole cluster loses power at once (each node's image is taken
-	// after the last success counted above).
+	// The whole cluster loses power at once, under load: each image keeps
+	// a random part of its node's unsynced data and is taken after the
+	// successes counted so far.
+	groups := []uint64{g1, g2, g3}
+	var succeeded [g3 + 1]atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 6 {
+		g := groups[w%len(groups)]
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := c.onLeader(g, func(l *testNode) error {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					defer cancel()
+					_, err := l.node.Propose(ctx, g, fmt.Appendf(nil, "load-%d-%d", w, i))
+					return err
+				})
+				if err != nil {
+					t.Errorf("group %d: propose: %v", g, err)
+					return
+				}
+				succeeded[g].Add(1)
+			}
+		})
+	}
+	waitFor(t, 10*time.Second, func() error {
+		for _, g := range groups {
+			if n := succeeded[g].Load(); n < 20 {
+				return fmt.Errorf("group %d: %d proposals succeeded under load", g, n)
+			}
+		}
+		return nil
+	})
+	for _, g := range groups {
+		acked[g] += uint64(succeeded[g].Load())
+	}
+	rng := rand.New(rand.NewPCG(seed, 0))
 	imgs := map[uint64]*vfs.MemFS{}
 	for _, id := range peers {
-		imgs[id] = mems[id].CrashClone(vfs.CrashCloneCfg{})
+		pct := rng.IntN(101)
+		imgs[id] = mems[id].CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: pct, RNG: rand.New(rand.NewPCG(seed, id))})
+		t.Logf("node %d: power-loss image keeps %d%% of its unsynced data", id, pct)
 	}
+	close(stop)
+	wg.Wait()
 	c.stopAll()
 	for _, id := range peers {
 		tn := c.nodes[id]
@@ -447,7 +493,7 @@ func TestPowerLoss(t *testing.T) {
 	for _, id := range peers {
 		c.start(c.nodes[id])
 	}
-	for _, g := range []uint64{g1, g2, g3} {
+	for _, g := range groups {
 		c.propose(g, []byte("after"))
 		c.waitConverged(g)
 		for _, tn := range c.running(g) {
@@ -457,4 +503,5 @@ func TestPowerLoss(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("after the whole-cluster power loss: %v proposals that succeeded, all there", acked)
 }
