@@ -227,7 +227,11 @@ func appliesUnpersisted(rd *raft.Ready) bool {
 }
 
 // persist writes the snapshots, entries and hard states of all Readies in
-// one batch, with one fsync if any of them needs it.
+// one batch, with one fsync if any of them needs it. A snapshot needs it
+// though raft's MustSync does not say so (raft computes it from entries,
+// term and vote only): the follower acknowledges the snapshot's index as
+// soon as persist returns, and the leader then sends that index as the
+// commit, which raft refuses (it panics) on a log that lost it.
 func (n *Node) persist(rds []*ready) error {
 	b := n.eng.NewBatch()
 	defer b.Close()
@@ -258,7 +262,7 @@ func (n *Node) persist(rds []*ready) error {
 		if touched {
 			groupsPersisted++
 		}
-		sync = sync || rd.MustSync
+		sync = sync || rd.MustSync || !raft.IsEmptySnap(rd.Snapshot)
 	}
 	if b.Empty() {
 		return nil

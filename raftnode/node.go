@@ -45,6 +45,10 @@ type Node struct {
 		sync.RWMutex
 		groups map[uint64]*group
 	}
+	// createMu serializes CreateGroup. CreateGroup holds it, and not mu,
+	// across its storage writes: a failed write stops the node, and
+	// stopping takes mu.
+	createMu sync.Mutex
 
 	work    chan struct{} // signals the loop; capacity 1
 	stop    chan struct{} // closed by Close
@@ -202,9 +206,12 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 	if err := n.Err(); err != nil {
 		return err
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if _, ok := n.mu.groups[cfg.ID]; ok {
+	n.createMu.Lock()
+	defer n.createMu.Unlock()
+	n.mu.RLock()
+	_, ok := n.mu.groups[cfg.ID]
+	n.mu.RUnlock()
+	if ok {
 		return fmt.Errorf("%w: %d", ErrGroupExists, cfg.ID)
 	}
 	rl, err := storage.OpenRaftLog(n.eng, cfg.ID)
@@ -228,7 +235,7 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 		if err := n.eng.Commit(b, true); err != nil {
 			b.Close()
 			rl.Discard()
-			return err
+			return fmt.Errorf("raftnode: group %d: bootstrap: %w", cfg.ID, err)
 		}
 		b.Close()
 		rl.Persisted()
@@ -282,6 +289,13 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 		if err := rn.Campaign(); err != nil {
 			return err
 		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	// Checked under mu: fail records its cause before it takes mu to fail
+	// the groups' waiters, so a group published here is one it sees.
+	if err := n.Err(); err != nil {
+		return stoppedErr(err)
 	}
 	n.mu.groups[cfg.ID] = g
 	n.signal()
@@ -588,7 +602,12 @@ func (n *Node) Leader(groupID uint64) (uint64, bool, error) {
 }
 
 // AppliedIndex returns the applied index of the local replica of group.
+// It fails with ErrStopped once the node stopped: a stopped replica applies
+// nothing more, so what it holds may be arbitrarily stale.
 func (n *Node) AppliedIndex(groupID uint64) (uint64, error) {
+	if err := n.Err(); err != nil {
+		return 0, stoppedErr(err)
+	}
 	g, err := n.group(groupID)
 	if err != nil {
 		return 0, err
