@@ -30,7 +30,8 @@ type Sources struct {
 //   - from Node: strata_raft_persist_cycles_total, strata_raft_fsyncs_total,
 //     strata_raft_entries_persisted_total, strata_raft_entries_applied_total,
 //     strata_raft_read_index_total, strata_raft_read_rounds_total,
-//     strata_raft_unknown_group_drops_total, strata_raft_snapshots_sent_total,
+//     strata_raft_unknown_group_drops_total, strata_raft_non_member_drops_total,
+//     strata_raft_invalid_message_drops_total, strata_raft_snapshots_sent_total,
 //     strata_raft_snapshots_send_failed_total,
 //     strata_raft_snapshots_received_total,
 //     strata_raft_log_truncations_total;
@@ -89,6 +90,8 @@ func newStatsCollector(src Sources) *statsCollector {
 			counter("strata_raft_read_index_total", "Linearizable reads (ReadIndex calls).", func(s rs) float64 { return float64(s.Reads) }),
 			counter("strata_raft_read_rounds_total", "ReadIndex rounds; reads share rounds.", func(s rs) float64 { return float64(s.ReadRounds) }),
 			counter("strata_raft_unknown_group_drops_total", "Inbound raft messages dropped for groups not hosted here.", func(s rs) float64 { return float64(s.UnknownGroupDrops) }),
+			counter("strata_raft_non_member_drops_total", "Inbound raft messages and snapshots dropped: their sender is not a member of the group.", func(s rs) float64 { return float64(s.NonMemberDrops) }),
+			counter("strata_raft_invalid_message_drops_total", "Inbound raft messages dropped: a kind no peer sends on the raft stream.", func(s rs) float64 { return float64(s.InvalidMessageDrops) }),
 			counter("strata_raft_snapshots_sent_total", "Raft snapshots sent to followers.", func(s rs) float64 { return float64(s.SnapshotsSent) }),
 			counter("strata_raft_snapshots_send_failed_total", "Raft snapshots whose sending failed.", func(s rs) float64 { return float64(s.SnapshotsFailed) }),
 			counter("strata_raft_snapshots_received_total", "Raft snapshots received and applied.", func(s rs) float64 { return float64(s.SnapshotsReceived) }),

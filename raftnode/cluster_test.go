@@ -98,9 +98,14 @@ type faultTransport struct {
 	transport.Transport
 	self uint64
 	f    *faults
+	// onSend, if set, sees every batch the node sends, before it goes out.
+	onSend func([]transport.Envelope)
 }
 
 func (t *faultTransport) Send(envs []transport.Envelope) {
+	if t.onSend != nil {
+		t.onSend(envs)
+	}
 	kept := envs[:0]
 	for _, e := range envs {
 		if e.Msg.GetType() == raftpb.MessageType_MsgApp && len(e.Msg.GetEntries()) > 0 {
@@ -129,6 +134,8 @@ type testNode struct {
 	dir    string
 	fs     vfs.FS // nil: the OS
 	groups []raftnode.GroupConfig
+	// onSend, if set, sees every batch of messages the node sends.
+	onSend func([]transport.Envelope)
 
 	eng  *storage.Engine
 	node *raftnode.Node
@@ -233,7 +240,7 @@ func (c *cluster) start(tn *testNode) {
 		tr.AddPeer(id, o.grpc.Addr())
 		o.grpc.AddPeer(tn.id, tr.Addr())
 	}
-	tn.node.Start(&faultTransport{Transport: tr, self: tn.id, f: c.f})
+	tn.node.Start(&faultTransport{Transport: tr, self: tn.id, f: c.f, onSend: tn.onSend})
 }
 
 // stop closes tn: transport first (no more inbound calls), then the node,

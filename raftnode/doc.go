@@ -19,12 +19,17 @@
 // them in one append and answers them with one response (raft would
 // otherwise send an append per proposal to every follower).
 //
-// A proposal is accepted only by the group's leader (forwarding is off), so
-// an entry proposed in term T is either committed by a leader of term T or
-// never. Once a replica applies an entry of a later term, every proposal of
-// an earlier term that has not been applied never will be: it fails with
-// ErrProposalDropped, which callers may retry. A proposal whose context ends
-// first fails with ErrAmbiguous: it may or may not apply.
+// A proposal is accepted only by the group's leader (forwarding is off, and
+// proposals arriving from peers are dropped), which appends it as an entry
+// of its current term T. That entry may still commit after the leader of T
+// is gone: a later leader whose log holds it commits it along with its own
+// entries. But it commits, if ever, at its index, before every entry of a
+// later term, since terms never decrease along a raft log. So once a
+// replica applies an entry of a term above T, every entry of term T that
+// will ever commit has been applied, and a proposal of term T not applied
+// by then never will be: it fails with ErrProposalDropped, which callers
+// may retry. A proposal whose context ends first fails with ErrAmbiguous:
+// it may or may not apply.
 //
 // # What it must not do
 //

@@ -32,11 +32,19 @@ type group struct {
 		reads  readQueue
 		// appliedIndex mirrors applied.Index for readers waiting on it.
 		appliedIndex uint64
-		// snapIn holds received snapshots, by index, waiting for raft to
-		// hand them back in a Ready.
+		// snapIn holds received snapshots, by index, that raft was stepped
+		// with since the last Ready: the next Ready takes the one raft
+		// accepted, if any, and drops the rest.
 		snapIn map[uint64]*inboundSnapshot
+		// confState mirrors the membership raft applies (conf changes,
+		// snapshots once persisted), for checking senders.
+		confState *raftpb.ConfState
 		// snapOut holds Pebble snapshots built for raft, waiting to be sent.
 		snapOut []*outboundSnapshot
+		// removed: this node is no longer a member and the replica is
+		// being destroyed. Set by the loop before destroyGroup deletes
+		// anything, and never cleared: once set, no read is released,
+		// nothing is stepped, and Read fails a read that overlapped it.
 		removed bool
 	}
 }
@@ -86,6 +94,23 @@ func isMember(cs *raftpb.ConfState, node uint64) bool {
 		}
 	}
 	return false
+}
+
+// acceptsFromLocked reports whether the replica takes raft messages from
+// node: a member of the group in any role. A new replica that knows no
+// members yet (it waits for its first snapshot) takes them from anyone, as
+// it must to hear from the leader that added it.
+//
+// A replica whose membership lags behind the group's drops the messages of
+// members added since: if such a member leads, the replica cannot catch up
+// until another member leads. Certificates that prove a sender, not a
+// membership check, will lift that.
+func (g *group) acceptsFromLocked(node uint64) bool {
+	cs := g.mu.confState
+	if len(cs.GetVoters()) == 0 && len(cs.GetLearners()) == 0 && len(cs.GetVotersOutgoing()) == 0 {
+		return true
+	}
+	return isMember(cs, node)
 }
 
 // failProposalsBefore fails, with ErrProposalDropped, every proposal of a

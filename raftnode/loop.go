@@ -37,7 +37,12 @@ type ready struct {
 	snap *inboundSnapshot // data of rd.Snapshot, if any
 	// delivered results, sent after the apply batch commits
 	results []delivery
-	removed bool // the group's conf change removed this node
+	// confChanged: the Ready changed the group's membership (a conf change
+	// entry or a snapshot); removed: the membership after the Ready's last
+	// entry lacks this node. An earlier entry of the same Ready may remove
+	// the node and a later one add it back: only the end counts.
+	confChanged bool
+	removed     bool
 	// leader: the replica leads, so its messages may go out before its own
 	// entries are durable (raft thesis 10.2.1): a leader's messages carry no
 	// vote, and it counts its own entries only after Advance.
@@ -60,23 +65,28 @@ func (n *Node) cycle() error {
 	n.mu.RUnlock()
 
 	var rds []*ready
+	var removed []*group // marked removed by recovery, to destroy
 	for _, g := range groups {
 		g.mu.Lock()
-		if !g.mu.removed {
-			n.flushProposalsLocked(g)
+		if g.mu.removed {
+			// Still hosted, so not destroyed yet: a cycle destroys the
+			// groups it marks before it ends, so this one was marked by
+			// CreateGroup's recovery.
+			removed = append(removed, g)
+			g.mu.Unlock()
+			continue
 		}
-		if !g.mu.removed && g.mu.rn.HasReady() {
+		n.flushProposalsLocked(g)
+		if g.mu.rn.HasReady() {
 			r := &ready{g: g, rd: g.mu.rn.Ready()}
 			r.leader = g.mu.rn.BasicStatus().RaftState == raft.StateLeader
+			// Every staged snapshot was stepped before this Ready, and raft
+			// hands the one it accepted back in the next Ready: those not
+			// handed back were ignored (stale, older term) or superseded.
 			if !raft.IsEmptySnap(r.rd.Snapshot) {
-				idx := r.rd.Snapshot.GetMetadata().GetIndex()
-				r.snap = g.mu.snapIn[idx]
-				for i := range g.mu.snapIn {
-					if i <= idx {
-						delete(g.mu.snapIn, i)
-					}
-				}
+				r.snap = g.mu.snapIn[r.rd.Snapshot.GetMetadata().GetIndex()]
 			}
+			clear(g.mu.snapIn)
 			if ss := r.rd.SoftState; ss != nil {
 				if ss.RaftState != raft.StateLeader {
 					g.failReadsLocked(&NotLeaderError{Group: g.id, Leader: ss.Lead})
@@ -89,6 +99,11 @@ func (n *Node) cycle() error {
 			rds = append(rds, r)
 		}
 		g.mu.Unlock()
+	}
+	for _, g := range removed {
+		if err := n.destroyGroup(g); err != nil {
+			return err
+		}
 	}
 	if len(rds) == 0 {
 		return nil
@@ -122,19 +137,27 @@ func (n *Node) cycle() error {
 			return err
 		}
 	}
+	for _, r := range rds {
+		r.removed = r.confChanged && !isMember(r.g.applied.ConfState, n.cfg.NodeID)
+	}
 
 	more := false
 	for _, r := range rds {
 		g := r.g
 		g.mu.Lock()
+		if r.removed {
+			// Marked before any read is released: a read released now
+			// would find the data destroyGroup deletes below (see Read).
+			// destroyGroup fails the waiting reads as not-leader.
+			g.mu.removed = true
+		}
 		for _, rs := range r.rd.ReadStates {
 			n.readStateLocked(g, rs)
 		}
-		n.releaseReadsLocked(g)
-		g.mu.rn.Advance(r.rd)
-		if r.removed {
-			g.mu.removed = true
+		if !g.mu.removed {
+			n.releaseReadsLocked(g)
 		}
+		g.mu.rn.Advance(r.rd)
 		more = more || g.mu.rn.HasReady()
 		g.mu.Unlock()
 		if r.removed {
@@ -204,7 +227,11 @@ func appliesUnpersisted(rd *raft.Ready) bool {
 }
 
 // persist writes the snapshots, entries and hard states of all Readies in
-// one batch, with one fsync if any of them needs it.
+// one batch, with one fsync if any of them needs it. A snapshot needs it
+// though raft's MustSync does not say so (raft computes it from entries,
+// term and vote only): the follower acknowledges the snapshot's index as
+// soon as persist returns, and the leader then sends that index as the
+// commit, which raft refuses (it panics) on a log that lost it.
 func (n *Node) persist(rds []*ready) error {
 	b := n.eng.NewBatch()
 	defer b.Close()
@@ -235,7 +262,7 @@ func (n *Node) persist(rds []*ready) error {
 		if touched {
 			groupsPersisted++
 		}
-		sync = sync || rd.MustSync
+		sync = sync || rd.MustSync || !raft.IsEmptySnap(rd.Snapshot)
 	}
 	if b.Empty() {
 		return nil
@@ -371,14 +398,13 @@ func (n *Node) applyEntries(b *pebble.Batch, r *ready) error {
 			}
 			g.mu.Lock()
 			cs := g.mu.rn.ApplyConfChange(cc)
+			g.mu.confState = cs
 			g.mu.Unlock()
 			g.applied.ConfState = cs
 			if len(ctx) == 8 {
 				id = binary.BigEndian.Uint64(ctx)
 			}
-			if !isMember(cs, n.cfg.NodeID) {
-				r.removed = true
-			}
+			r.confChanged = true
 		}
 		g.applied.Index, g.applied.Term = e.GetIndex(), e.GetTerm()
 		n.stats.applied.Add(1)
@@ -480,6 +506,11 @@ func (n *Node) truncate(rds []*ready) error {
 
 // destroyGroup drops a group this node was removed from, with its data.
 func (n *Node) destroyGroup(g *group) error {
+	if f := n.testHooks.beforeDestroy.Load(); f != nil {
+		if err := (*f)(g.id); err != nil {
+			return err
+		}
+	}
 	n.mu.Lock()
 	delete(n.mu.groups, g.id)
 	n.mu.Unlock()
@@ -495,6 +526,7 @@ func (n *Node) destroyGroup(g *group) error {
 		s.release()
 	}
 	g.mu.snapOut = nil
+	clear(g.mu.snapIn)
 	g.mu.Unlock()
 	b := n.eng.NewBatch()
 	defer b.Close()

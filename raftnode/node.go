@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/strata-kv/strata/storage"
 	"github.com/strata-kv/strata/transport"
 	"go.etcd.io/raft/v3"
@@ -44,6 +45,10 @@ type Node struct {
 		sync.RWMutex
 		groups map[uint64]*group
 	}
+	// createMu serializes CreateGroup. CreateGroup holds it, and not mu,
+	// across its storage writes: a failed write stops the node, and
+	// stopping takes mu.
+	createMu sync.Mutex
 
 	work    chan struct{} // signals the loop; capacity 1
 	stop    chan struct{} // closed by Close
@@ -54,6 +59,13 @@ type Node struct {
 	wg       sync.WaitGroup // the loop, the ticker, snapshot senders
 
 	stats stats
+
+	// testHooks are set by tests only (export_test.go).
+	testHooks struct {
+		// beforeDestroy, if set, runs before destroyGroup deletes
+		// anything; an error stops the node there, as a crash would.
+		beforeDestroy atomic.Pointer[func(group uint64) error]
+	}
 }
 
 // New creates a node. Groups are added with CreateGroup; Start begins
@@ -183,7 +195,10 @@ func (n *Node) Groups() []uint64 {
 
 // CreateGroup starts hosting a replica of a group, recovering its state
 // from storage, bootstrapping it from cfg.Peers when it has none, or
-// starting it empty to be filled by a snapshot.
+// starting it empty to be filled by a snapshot. A recovered replica that
+// its group had removed this node from (the node stopped before it
+// destroyed it) is destroyed by the loop once started, as at runtime:
+// data, raft state, then Config.OnGroupRemoved.
 func (n *Node) CreateGroup(cfg GroupConfig) error {
 	if cfg.ID == 0 {
 		return errors.New("raftnode: group ID must be > 0")
@@ -191,9 +206,12 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 	if err := n.Err(); err != nil {
 		return err
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if _, ok := n.mu.groups[cfg.ID]; ok {
+	n.createMu.Lock()
+	defer n.createMu.Unlock()
+	n.mu.RLock()
+	_, ok := n.mu.groups[cfg.ID]
+	n.mu.RUnlock()
+	if ok {
 		return fmt.Errorf("%w: %d", ErrGroupExists, cfg.ID)
 	}
 	rl, err := storage.OpenRaftLog(n.eng, cfg.ID)
@@ -217,7 +235,7 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 		if err := n.eng.Commit(b, true); err != nil {
 			b.Close()
 			rl.Discard()
-			return err
+			return fmt.Errorf("raftnode: group %d: bootstrap: %w", cfg.ID, err)
 		}
 		b.Close()
 		rl.Persisted()
@@ -255,6 +273,15 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 	g.mu.proposals = make(map[uint64]*proposal)
 	g.mu.snapIn = make(map[uint64]*inboundSnapshot)
 	g.mu.appliedIndex = applied.Index
+	g.mu.confState = applied.ConfState
+	// A replica whose applied membership lacks this node was removed, and
+	// the node stopped before destroyGroup finished (the applied state
+	// with the removal is written before the destruction, which is one
+	// batch). Queue it for the loop to destroy as it would have. A replica
+	// with no membership at all is new, waiting for its first snapshot.
+	if len(applied.ConfState.GetVoters()) > 0 && !isMember(applied.ConfState, n.cfg.NodeID) {
+		g.mu.removed = true
+	}
 	// A freshly bootstrapped group campaigns at once on one chosen member,
 	// spreading the first leaders over the nodes instead of waiting for an
 	// election timeout.
@@ -262,6 +289,13 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 		if err := rn.Campaign(); err != nil {
 			return err
 		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	// Checked under mu: fail records its cause before it takes mu to fail
+	// the groups' waiters, so a group published here is one it sees.
+	if err := n.Err(); err != nil {
+		return stoppedErr(err)
 	}
 	n.mu.groups[cfg.ID] = g
 	n.signal()
@@ -397,26 +431,64 @@ func (n *Node) propose(ctx context.Context, groupID uint64, do func(*group, *pro
 // leader, has applied everything committed before the call: a read of the
 // group's state after it is linearizable. Concurrent calls share one
 // ReadIndex round.
+//
+// The replica may be removed from the group, and its data deleted, between
+// ReadIndex's return and the caller's read of storage: a caller that reads
+// the group's data should use Read, which detects that.
 func (n *Node) ReadIndex(ctx context.Context, groupID uint64) error {
-	if err := ctx.Err(); err != nil {
+	_, err := n.readIndex(ctx, groupID)
+	return err
+}
+
+// Read runs read on the node's storage once the local replica of group,
+// which must be the leader, has applied everything committed before the
+// call (as ReadIndex), and checks afterwards that the replica was not
+// removed meanwhile. If it was, its data may have been deleted under read:
+// Read then fails with a *NotLeaderError (safe to retry on the leader) and
+// the caller must discard what read saw. read must finish its reads before
+// it returns, and must not keep r.
+func (n *Node) Read(ctx context.Context, groupID uint64, read func(r pebble.Reader) error) error {
+	g, err := n.readIndex(ctx, groupID)
+	if err != nil {
 		return err
 	}
+	if err := read(n.eng.DB()); err != nil {
+		return err
+	}
+	// g.mu.removed is set (under g.mu) before destroyGroup deletes
+	// anything. So if it is not set now, the deletes of the replica's
+	// destruction had not been committed when read ran, and read saw the
+	// replica's data.
+	g.mu.Lock()
+	removed := g.mu.removed
+	g.mu.Unlock()
+	if removed {
+		return &NotLeaderError{Group: groupID}
+	}
+	return nil
+}
+
+// readIndex is ReadIndex; it returns the replica that confirmed the read.
+func (n *Node) readIndex(ctx context.Context, groupID uint64) (*group, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := n.Err(); err != nil {
-		return stoppedErr(err)
+		return nil, stoppedErr(err)
 	}
 	g, err := n.group(groupID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ch := make(chan error, 1)
 	g.mu.Lock()
 	if err := n.Err(); err != nil { // under g.mu: see propose
 		g.mu.Unlock()
-		return stoppedErr(err)
+		return nil, stoppedErr(err)
 	}
-	if leader, lead, _ := g.leaderLocked(); !leader {
+	if leader, lead, _ := g.leaderLocked(); !leader || g.mu.removed {
 		g.mu.Unlock()
-		return &NotLeaderError{Group: groupID, Leader: lead}
+		return nil, &NotLeaderError{Group: groupID, Leader: lead}
 	}
 	g.mu.reads.next = append(g.mu.reads.next, ch)
 	if g.mu.reads.inflight == nil {
@@ -427,10 +499,10 @@ func (n *Node) ReadIndex(ctx context.Context, groupID uint64) error {
 	n.signal()
 	select {
 	case err := <-ch:
-		return err
+		return g, err
 	case <-ctx.Done():
 		// The waiter stays queued; its buffered channel absorbs the answer.
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
@@ -530,7 +602,12 @@ func (n *Node) Leader(groupID uint64) (uint64, bool, error) {
 }
 
 // AppliedIndex returns the applied index of the local replica of group.
+// It fails with ErrStopped once the node stopped: a stopped replica applies
+// nothing more, so what it holds may be arbitrarily stale.
 func (n *Node) AppliedIndex(groupID uint64) (uint64, error) {
+	if err := n.Err(); err != nil {
+		return 0, stoppedErr(err)
+	}
 	g, err := n.group(groupID)
 	if err != nil {
 		return 0, err
@@ -586,23 +663,36 @@ func (n *Node) retryStaleReadLocked(g *group) {
 
 var _ transport.Handler = (*Node)(nil)
 
-// HandleMessages steps inbound raft messages into their groups. A message
-// for a group the node does not host is dropped and counted.
+// HandleMessages steps inbound raft messages into their groups. Dropped,
+// and counted in Stats, are messages for a group the node does not host,
+// messages from a sender that is not a member of the group (see
+// acceptsFromLocked), and messages no correct peer sends on this stream: a
+// MsgSnap (snapshots come through HandleSnapshot, with their data), a
+// MsgProp (proposals are never forwarded), one whose sender is not from.
 func (n *Node) HandleMessages(from uint64, envs []transport.Envelope) {
 	if n.Err() != nil {
 		return
 	}
 	for _, env := range envs {
+		m := env.Msg
 		g, err := n.group(env.Group)
 		if err != nil {
 			n.stats.unknownGroup.Add(1)
 			continue
 		}
+		if t := m.GetType(); t == raftpb.MsgSnap || t == raftpb.MsgProp || m.GetFrom() != from {
+			n.stats.invalidMsg.Add(1)
+			continue
+		}
 		g.mu.Lock()
-		if !g.mu.removed {
-			// Step fails only for messages raft ignores (e.g. from a
-			// removed peer, or a local message type); drop them.
-			_ = g.mu.rn.Step(env.Msg)
+		switch {
+		case g.mu.removed:
+		case !g.acceptsFromLocked(m.GetFrom()):
+			n.stats.nonMember.Add(1)
+		default:
+			// Step fails only for messages raft ignores (e.g. a response
+			// from a removed peer, or a local message type); drop them.
+			_ = g.mu.rn.Step(m)
 		}
 		g.mu.Unlock()
 	}

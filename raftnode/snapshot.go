@@ -193,6 +193,15 @@ func (n *Node) HandleSnapshot(ctx context.Context, env transport.Envelope, body 
 	if env.Msg.GetType() != raftpb.MsgSnap || meta.GetIndex() == 0 {
 		return errors.New("raftnode: snapshot envelope carries no MsgSnap")
 	}
+	// Checked before the body is read, and again when it is stepped.
+	from := env.Msg.GetFrom()
+	g.mu.Lock()
+	ok := g.acceptsFromLocked(from)
+	g.mu.Unlock()
+	if !ok {
+		n.stats.nonMember.Add(1)
+		return fmt.Errorf("raftnode: group %d: snapshot from node %d, which is not a member", g.id, from)
+	}
 	in, err := readSnapshotBody(bufio.NewReaderSize(body, 256<<10), g.spans)
 	if err != nil {
 		return fmt.Errorf("raftnode: group %d snapshot: %w", g.id, err)
@@ -206,13 +215,19 @@ func (n *Node) HandleSnapshot(ctx context.Context, env transport.Envelope, body 
 		g.mu.Unlock()
 		return fmt.Errorf("%w %d", ErrUnknownGroup, g.id)
 	}
-	for i := range g.mu.snapIn {
-		if i <= g.mu.appliedIndex {
-			delete(g.mu.snapIn, i) // raft ignored it as stale
-		}
+	if !g.acceptsFromLocked(from) {
+		g.mu.Unlock()
+		n.stats.nonMember.Add(1)
+		return fmt.Errorf("raftnode: group %d: snapshot from node %d, which is not a member", g.id, from)
 	}
 	g.mu.snapIn[meta.GetIndex()] = in
 	err = g.mu.rn.Step(env.Msg)
+	if err != nil || !g.mu.rn.HasReady() {
+		// Refused, or ignored without a word (a message of an older
+		// term): raft will not hand it back. Otherwise the loop's next
+		// Ready takes it or, if raft ignored it, drops it.
+		delete(g.mu.snapIn, meta.GetIndex())
+	}
 	g.mu.Unlock()
 	n.stats.snapshotsRecv.Add(1)
 	n.signal()
@@ -311,13 +326,12 @@ func (n *Node) snapshotApplied(r *ready) {
 	g.lastApplyTerm = meta.GetTerm()
 	g.mu.Lock()
 	g.mu.appliedIndex = meta.GetIndex()
+	g.mu.confState = meta.GetConfState()
 	// Proposals made before may be inside the snapshot or lost: unknown.
 	for id, p := range g.mu.proposals {
 		p.ch <- proposalResult{err: fmt.Errorf("%w: replica caught up by snapshot", ErrAmbiguous)}
 		delete(g.mu.proposals, id)
 	}
 	g.mu.Unlock()
-	if !isMember(meta.GetConfState(), n.cfg.NodeID) {
-		r.removed = true
-	}
+	r.confChanged = true
 }

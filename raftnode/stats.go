@@ -14,6 +14,8 @@ type stats struct {
 	reads           atomic.Int64 // ReadIndex calls
 	readRounds      atomic.Int64 // ReadIndex rounds (reads share rounds)
 	unknownGroup    atomic.Int64 // inbound messages for groups not hosted here
+	nonMember       atomic.Int64 // inbound messages from senders not members of their group
+	invalidMsg      atomic.Int64 // inbound messages of a kind no peer sends on the raft stream
 	snapshotsSent   atomic.Int64
 	snapshotsFailed atomic.Int64
 	snapshotsRecv   atomic.Int64
@@ -41,10 +43,18 @@ type Stats struct {
 	ReadRounds     int64
 	// UnknownGroupDrops counts inbound messages for groups not hosted here.
 	UnknownGroupDrops int64
-	SnapshotsSent     int64
-	SnapshotsFailed   int64
-	SnapshotsReceived int64
-	Truncations       int64
+	// NonMemberDrops counts inbound raft messages and snapshots dropped
+	// because their sender is not a member (voter or learner) of the group
+	// as the local replica knows it.
+	NonMemberDrops int64
+	// InvalidMessageDrops counts inbound raft messages no correct peer
+	// sends on the raft stream (a MsgSnap without its snapshot's data, a
+	// proposal, a message not from its sender) and were dropped.
+	InvalidMessageDrops int64
+	SnapshotsSent       int64
+	SnapshotsFailed     int64
+	SnapshotsReceived   int64
+	Truncations         int64
 }
 
 // Stats returns the node's counters.
@@ -55,6 +65,7 @@ func (n *Node) Stats() Stats {
 		EntriesSynced: s.entriesSynced.Load(), MaxBatchGroups: s.maxBatchGroups.Load(),
 		Proposals: s.proposals.Load(), Applied: s.applied.Load(), Reads: s.reads.Load(),
 		ReadRounds: s.readRounds.Load(), UnknownGroupDrops: s.unknownGroup.Load(),
+		NonMemberDrops: s.nonMember.Load(), InvalidMessageDrops: s.invalidMsg.Load(),
 		SnapshotsSent: s.snapshotsSent.Load(), SnapshotsFailed: s.snapshotsFailed.Load(),
 		SnapshotsReceived: s.snapshotsRecv.Load(), Truncations: s.truncations.Load(),
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,10 @@ var ErrNewerFormat = errors.New("storage: store format is newer than this binary
 // in a layout this one cannot read.
 var ErrOlderFormat = errors.New("storage: store format is older than this binary")
 
+// ErrDiskFull is returned by Open when the store's filesystem has less free
+// space than Options.MinFreeBytes.
+var ErrDiskFull = errors.New("storage: free disk space is below the reserve")
+
 // Options configure an Engine. The zero value of every field but Dir is a
 // sane default.
 type Options struct {
@@ -48,8 +53,14 @@ type Options struct {
 	// MemTableSize is the size of a memtable in bytes. Default: 64 MiB.
 	MemTableSize uint64
 	// Logger receives Pebble's log lines. Default: discard info, keep errors
-	// on stderr.
+	// on stderr, each distinct line at most once a second.
 	Logger pebble.Logger
+	// MinFreeBytes is the free space Open requires on the store's
+	// filesystem. Below it Open fails with ErrDiskFull instead of starting
+	// a node that could neither write nor compact (Pebble would retry its
+	// compactions in a tight loop). Negative disables the check, as does a
+	// filesystem that cannot report its usage. Default: 64 MiB.
+	MinFreeBytes int64
 }
 
 func (o *Options) ensureDefaults() {
@@ -63,7 +74,10 @@ func (o *Options) ensureDefaults() {
 		o.MemTableSize = 64 << 20
 	}
 	if o.Logger == nil {
-		o.Logger = quietLogger{}
+		o.Logger = quietLogger{lim: newLogLimiter(os.Stderr, time.Now)}
+	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = 64 << 20
 	}
 }
 
@@ -89,6 +103,9 @@ func Open(opts Options) (*Engine, error) {
 		return nil, errors.New("storage: Options.Dir is required")
 	}
 	opts.ensureDefaults()
+	if err := checkFreeSpace(opts.FS, opts.Dir, opts.MinFreeBytes); err != nil {
+		return nil, err
+	}
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
 	popts := &pebble.Options{
@@ -119,10 +136,42 @@ func Open(opts Options) (*Engine, error) {
 	return e, nil
 }
 
+// checkFreeSpace fails with ErrDiskFull if dir's filesystem has less than
+// reserve bytes free.
+func checkFreeSpace(fs vfs.FS, dir string, reserve int64) error {
+	if reserve < 0 {
+		return nil
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("storage: create %s: %w", dir, err)
+	}
+	u, err := fs.GetDiskUsage(dir)
+	if errors.Is(err, vfs.ErrUnsupported) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("storage: disk usage of %s: %w", dir, err)
+	}
+	if u.AvailBytes < uint64(reserve) {
+		return fmt.Errorf("%w: %s has %d KiB free of %d KiB, the reserve is %d KiB: free space or grow the disk, then start again",
+			ErrDiskFull, dir, u.AvailBytes>>10, u.TotalBytes>>10, reserve>>10)
+	}
+	return nil
+}
+
 func (e *Engine) checkFormat() error {
 	v, closer, err := e.db.Get(formatKey)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return e.db.Set(formatKey, binary.BigEndian.AppendUint64(nil, FormatVersion), pebble.Sync)
+		// Through commitRecover: Pebble reports a failed write by Fatalf.
+		b := e.db.NewBatch()
+		defer b.Close()
+		if err := b.Set(formatKey, binary.BigEndian.AppendUint64(nil, FormatVersion), nil); err != nil {
+			return err
+		}
+		if err := commitRecover(b, pebble.Sync); err != nil {
+			return fmt.Errorf("storage: write format version: %w", err)
+		}
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("storage: read format version: %w", err)
@@ -280,22 +329,85 @@ func commitRecover(b *pebble.Batch, opt *pebble.WriteOptions) (err error) {
 	return b.Commit(opt)
 }
 
-// pebbleFatal is the panic value of quietLogger.Fatalf.
-type pebbleFatal struct{ msg string }
+// pebbleFatal is the panic value of quietLogger.Fatalf. It wraps the errors
+// among Fatalf's arguments, so that callers can tell the cause (errors.Is
+// with syscall.ENOSPC, say).
+type pebbleFatal struct {
+	msg  string
+	errs []error
+}
 
-func (f pebbleFatal) Error() string { return f.msg }
+func (f pebbleFatal) Error() string   { return f.msg }
+func (f pebbleFatal) Unwrap() []error { return f.errs }
 
-// quietLogger drops Pebble's informational lines and keeps errors.
-type quietLogger struct{}
+// quietLogger drops Pebble's informational lines and keeps errors: all of
+// them on stderr if lim is nil, else as lim lets through.
+type quietLogger struct{ lim *logLimiter }
 
 func (quietLogger) Infof(string, ...interface{}) {}
-func (quietLogger) Errorf(f string, a ...interface{}) {
-	fmt.Fprintf(os.Stderr, "pebble: "+f+"\n", a...)
+func (l quietLogger) Errorf(f string, a ...interface{}) {
+	if l.lim == nil {
+		fmt.Fprintf(os.Stderr, "pebble: "+f+"\n", a...)
+		return
+	}
+	l.lim.printf(f, a...)
 }
 func (quietLogger) Fatalf(f string, a ...interface{}) {
 	// Pebble calls Fatalf when it cannot go on (a failed WAL write or
 	// fsync, corruption) and expects it not to return. Library code must not
 	// exit the process: a commit recovers this panic and stops the engine;
 	// in a background goroutine it ends the process, as Pebble intends.
-	panic(pebbleFatal{msg: fmt.Sprintf("pebble: fatal: "+f, a...)})
+	pf := pebbleFatal{msg: fmt.Sprintf("pebble: fatal: "+f, a...)}
+	for _, v := range a {
+		if err, ok := v.(error); ok {
+			pf.errs = append(pf.errs, err)
+		}
+	}
+	panic(pf)
+}
+
+// logLimiter writes each distinct log format at most once per
+// logInterval, and counts the lines it left out in the next one it
+// writes: a node on a full disk retries failing compactions in a loop,
+// each failure logged.
+type logLimiter struct {
+	w   io.Writer
+	now func() time.Time
+	mu  struct {
+		sync.Mutex
+		byFormat map[string]*limitState // Pebble's formats are constants: bounded
+	}
+}
+
+type limitState struct {
+	last       time.Time // when a line of this format was last written
+	suppressed int       // lines left out since
+}
+
+const logInterval = time.Second
+
+func newLogLimiter(w io.Writer, now func() time.Time) *logLimiter {
+	l := &logLimiter{w: w, now: now}
+	l.mu.byFormat = make(map[string]*limitState)
+	return l
+}
+
+func (l *logLimiter) printf(format string, a ...interface{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	st := l.mu.byFormat[format]
+	if st == nil {
+		st = &limitState{}
+		l.mu.byFormat[format] = st
+	} else if now.Sub(st.last) < logInterval {
+		st.suppressed++
+		return
+	}
+	line := fmt.Sprintf("pebble: "+format, a...)
+	if st.suppressed > 0 {
+		line += fmt.Sprintf(" (%d similar lines suppressed)", st.suppressed)
+	}
+	st.last, st.suppressed = now, 0
+	fmt.Fprintln(l.w, line)
 }

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -430,5 +432,43 @@ func TestEngineStats(t *testing.T) {
 	}
 	if err := e.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// TestOpenFailingDisk: Open on a disk whose WAL fsyncs fail returns an
+// error (wrapping the injected one) and leaves nothing open; it must not
+// panic (Pebble reports the failed write of the format version through
+// Logger.Fatalf) or hang.
+func TestOpenFailingDisk(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	inj := walSyncFailure()
+	inj.On()
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("Open panicked: %v", r)
+			}
+		}()
+		e, err := Open(Options{Dir: "db", FS: errorfs.Wrap(vfs.NewMem(), inj)})
+		if err == nil {
+			_ = e.Close()
+			err = errors.New("Open succeeded")
+		} else if !errors.Is(err, errorfs.ErrInjected) {
+			err = fmt.Errorf("Open failed with %w, want the injected error", err)
+		} else {
+			t.Logf("Open on a failing disk: %v", err)
+			err = nil
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Open on a failing disk hung")
 	}
 }
