@@ -3,6 +3,7 @@ package statemachine
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand"
 	"os"
 	"strconv"
@@ -10,9 +11,12 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/strata-kv/strata/api"
+	"github.com/strata-kv/strata/internal/kvpb"
 	"github.com/strata-kv/strata/mvcc"
 	"github.com/strata-kv/strata/raftnode"
 	"github.com/strata-kv/strata/storage"
+	"google.golang.org/protobuf/proto"
 )
 
 // smTestSeed returns the seed of a randomized test: STRATA_SEED if set,
@@ -31,136 +35,70 @@ func smTestSeed(t *testing.T) int64 {
 	return seed
 }
 
-// cmdEqual compares commands field by field, treating nil and empty slices
-// alike (the encoding does not tell them apart).
-func cmdEqual(a, b Command) bool {
-	return a.Op == b.Op && bytes.Equal(a.Key, b.Key) && bytes.Equal(a.Value, b.Value) &&
-		bytes.Equal(a.Old, b.Old) && bytes.Equal(a.New, b.New) &&
-		a.OldAbsent == b.OldAbsent && a.NewAbsent == b.NewAbsent
-}
-
-// normalize drops the fields an op does not carry.
-func normalize(c Command) Command {
-	switch c.Op {
-	case OpPut, OpSystemPut:
-		c.Old, c.New = nil, nil
-	case OpDelete:
-		c.Value, c.Old, c.New = nil, nil, nil
-	case OpCAS:
-		c.Value = nil
-	}
-	return c
-}
-
-func FuzzCommandRoundTrip(f *testing.F) {
-	f.Add(byte(OpPut), []byte("k"), []byte("v"), []byte{}, []byte{}, false, false)
-	f.Add(byte(OpDelete), []byte("k"), []byte{}, []byte{}, []byte{}, false, false)
-	f.Add(byte(OpCAS), []byte("k"), []byte{}, []byte("old"), []byte("new"), false, false)
-	f.Add(byte(OpCAS), []byte{0}, []byte{}, []byte{}, []byte{}, true, true)
-	f.Add(byte(OpSystemPut), []byte("shard/\x00\x00\x00\x02"), make([]byte, 300), []byte{}, []byte{}, false, true)
-	f.Fuzz(func(t *testing.T, op byte, key, value, old, new []byte, oldAbsent, newAbsent bool) {
-		c := Command{Op: Op(op%4 + 1), Key: key, Value: value, Old: old, New: new, OldAbsent: oldAbsent, NewAbsent: newAbsent}
-		enc := c.Encode()
-		got, err := Decode(enc)
-		if len(key) == 0 {
-			if !errors.Is(err, ErrBadCommand) {
-				t.Fatalf("Decode of a command with an empty key: %+v, %v", got, err)
-			}
-			return
-		}
-		if err != nil {
-			t.Fatalf("Decode(Encode(%+v)): %v", c, err)
-		}
-		if want := normalize(c); !cmdEqual(got, want) {
-			t.Fatalf("round trip %+v -> %+v", want, got)
-		}
-		if re := got.Encode(); c.Op != OpDelete && !bytes.Equal(re, enc) {
-			t.Fatalf("re-encode differs: %x vs %x", re, enc)
-		}
-	})
-}
-
-// FuzzDecodeCommand feeds arbitrary bytes to Decode: it must not panic, must
-// fail with ErrBadCommand, and what it accepts must re-encode to a stable
-// form and apply without a storage error (a malformed command must never
-// stop a node).
-func FuzzDecodeCommand(f *testing.F) {
-	f.Add([]byte{})
-	f.Add([]byte{1})
-	f.Add([]byte{1, 0, 0, 0, 0})
-	f.Add([]byte{9, 0, 1, 'k', 0, 0})
-	f.Add([]byte{1, 0, 1, 'k', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0})
-	f.Add([]byte{3, 3, 1, 'k', 1, 'a', 1, 'b'})
-	f.Add((&Command{Op: OpCAS, Key: []byte("key"), Old: []byte("o"), New: []byte("n")}).Encode())
-	f.Add((&Command{Op: OpSystemPut, Key: []byte("s"), Value: []byte("v")}).Encode())
-	db, err := pebble.Open("db", &pebble.Options{FS: vfs.NewMem(), Comparer: storage.Comparer})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer db.Close()
-	var kv KV
-	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := Decode(b)
-		if err != nil {
-			if !errors.Is(err, ErrBadCommand) {
-				t.Fatalf("Decode(%x) error %v does not wrap ErrBadCommand", b, err)
-			}
-			return
-		}
-		switch c.Op {
-		case OpPut, OpDelete, OpCAS, OpSystemPut:
-			if len(c.Key) == 0 {
-				t.Fatalf("Decode(%x) accepted an empty key: %+v", b, c)
-			}
-		}
-		// Encode o Decode is stable after one round.
-		e1 := c.Encode()
-		c2, err := Decode(e1)
-		if err != nil {
-			t.Fatalf("Decode(%x) = %+v; its encoding %x does not decode: %v", b, c, e1, err)
-		}
-		if e2 := c2.Encode(); !bytes.Equal(e1, e2) {
-			t.Fatalf("Decode(%x): re-encodings differ: %x vs %x", b, e1, e2)
-		}
-		for _, group := range []uint64{testUserGroup, testSysGroup} {
-			batch := db.NewIndexedBatch()
-			_, err := kv.Apply(batch, raftnode.Entry{Group: group, Index: 1, Version: 1}, b)
-			_ = batch.Close()
-			if err != nil {
-				t.Fatalf("Apply(%x) in group %d: storage error %v", b, group, err)
-			}
-		}
-	})
-}
-
-func TestDecodeErrors(t *testing.T) {
-	good := (&Command{Op: OpCAS, Key: []byte("key"), Old: []byte("old"), New: []byte("new")}).Encode()
-	for i := 0; i < len(good); i++ {
-		if _, err := Decode(good[:i]); !errors.Is(err, ErrBadCommand) {
-			t.Fatalf("Decode of a %d-byte prefix: %v", i, err)
-		}
-	}
-	if _, err := Decode(append(append([]byte(nil), good...), 0)); !errors.Is(err, ErrBadCommand) {
-		t.Fatalf("trailing byte: %v", err)
-	}
-	for _, op := range []byte{0, 0x7f, 0xff} {
-		b := append([]byte(nil), good...)
-		b[0] = op
-		if _, err := Decode(b); !errors.Is(err, ErrBadCommand) {
-			t.Fatalf("op %d: %v", op, err)
-		}
-	}
-	if _, err := Decode((&Command{Op: OpPut, Key: nil, Value: []byte("v")}).Encode()); !errors.Is(err, ErrBadCommand) {
-		t.Fatalf("empty key: %v", err)
-	}
-}
-
 const (
 	testUserGroup = 7
 	testSysGroup  = 1
 )
 
-func openTestDB(t *testing.T) *pebble.DB {
+// Requests, as the router builds them. A nil old or new of cas is unset.
+func put(k, v string) *kvpb.RequestUnion {
+	return &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Put{Put: &api.PutRequest{Key: []byte(k), Value: []byte(v)}}}
+}
+
+func del(k string) *kvpb.RequestUnion {
+	return &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Delete{Delete: &api.DeleteRequest{Key: []byte(k)}}}
+}
+
+func cas(k string, old, new []byte) *kvpb.RequestUnion {
+	return &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Cas{Cas: &api.CompareAndSwapRequest{Key: []byte(k), Old: old, New: new}}}
+}
+
+func sysPut(k, v string) *kvpb.RequestUnion {
+	return &kvpb.RequestUnion{Value: &kvpb.RequestUnion_SystemPut{SystemPut: &kvpb.SystemPutRequest{Key: []byte(k), Value: []byte(v)}}}
+}
+
+func sysDel(k string) *kvpb.RequestUnion {
+	return &kvpb.RequestUnion{Value: &kvpb.RequestUnion_SystemDelete{SystemDelete: &kvpb.SystemDeleteRequest{Key: []byte(k)}}}
+}
+
+func get(k string) *kvpb.RequestUnion {
+	return &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Get{Get: &api.GetRequest{Key: []byte(k)}}}
+}
+
+// scan is a scan of [start, end); an empty end is unbounded.
+func scan(start, end string, limit uint32, keysOnly bool) *kvpb.RequestUnion {
+	s := &api.ScanRequest{Start: []byte(start), Limit: limit, KeysOnly: keysOnly}
+	if end != "" {
+		s.End = []byte(end)
+	}
+	return &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Scan{Scan: s}}
+}
+
+func sysScan(start string, end []byte) *kvpb.RequestUnion {
+	return &kvpb.RequestUnion{Value: &kvpb.RequestUnion_SystemScan{SystemScan: &kvpb.SystemScanRequest{Start: []byte(start), End: end}}}
+}
+
+// encode returns the raft payload of a command with writes.
+func encode(t testing.TB, writes ...*kvpb.RequestUnion) []byte {
+	t.Helper()
+	data, err := kvpb.EncodeCommand(&kvpb.ReplicatedCommand{Header: &kvpb.Header{ShardId: testUserGroup}, Writes: writes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// spansOf returns the spans of a test group: all system data for the
+// system group, all user data for a user group.
+func spansOf(group uint64, sys uint64) []raftnode.Span {
+	start, end := storage.UserSpan()
+	if group == sys {
+		start, end = storage.SystemSpan()
+	}
+	return []raftnode.Span{{Start: start, End: end}}
+}
+
+func openTestDB(t testing.TB) *pebble.DB {
 	t.Helper()
 	db, err := pebble.Open("db", &pebble.Options{FS: vfs.NewMem(), Comparer: storage.Comparer})
 	if err != nil {
@@ -179,25 +117,59 @@ type applier struct {
 	version uint64
 }
 
-func (a *applier) apply(group uint64, c Command) (raftnode.Result, *pebble.Batch) {
-	return a.applyRaw(group, c.Encode())
+// apply applies a command of writes in group, which spans what spansOf
+// says; see applyRaw.
+func (a *applier) apply(group uint64, writes ...*kvpb.RequestUnion) (raftnode.Result, []*kvpb.ResponseUnion, *pebble.Batch) {
+	a.t.Helper()
+	sys := a.kv.SystemGroup
+	if sys == 0 {
+		sys = 1
+	}
+	return a.applyRaw(raftnode.Entry{Group: group, Spans: spansOf(group, sys)}, encode(a.t, writes...))
 }
 
-// applyRaw applies data and commits the batch; it returns the result and
-// the (committed, still open) batch for inspection.
-func (a *applier) applyRaw(group uint64, data []byte) (raftnode.Result, *pebble.Batch) {
+// applyRaw applies data at e (its Index and Version set here) and commits
+// the batch. It returns the result, the responses it holds (checked to
+// match data's writes), and the committed, still open, batch.
+func (a *applier) applyRaw(e raftnode.Entry, data []byte) (raftnode.Result, []*kvpb.ResponseUnion, *pebble.Batch) {
 	a.t.Helper()
 	a.version++
+	e.Index, e.Version = a.version, a.version
 	b := a.db.NewIndexedBatch()
 	a.t.Cleanup(func() { _ = b.Close() })
-	res, err := a.kv.Apply(b, raftnode.Entry{Group: group, Index: a.version, Version: a.version}, data)
+	res, err := a.kv.Apply(b, e, data)
 	if err != nil {
 		a.t.Fatalf("Apply(%x): %v", data, err)
 	}
+	resps := responses(a.t, data, res)
 	if err := b.Commit(pebble.Sync); err != nil {
 		a.t.Fatal(err)
 	}
-	return res, b
+	return res, resps, b
+}
+
+// responses decodes res.Data and checks that it answers the command data
+// (when res has no error) or is empty (when it has).
+func responses(t testing.TB, data []byte, res raftnode.Result) []*kvpb.ResponseUnion {
+	t.Helper()
+	if res.Err != nil {
+		if res.Data != nil {
+			t.Fatalf("Apply(%x): error %v and data %x", data, res.Err, res.Data)
+		}
+		return nil
+	}
+	var br kvpb.BatchResponse
+	if err := proto.Unmarshal(res.Data, &br); err != nil {
+		t.Fatalf("Apply(%x): Result.Data %x is not a BatchResponse: %v", data, res.Data, err)
+	}
+	c, err := kvpb.DecodeCommand(data)
+	if err != nil {
+		t.Fatalf("Apply(%x) accepted a command DecodeCommand refuses: %v", data, err)
+	}
+	if err := kvpb.ValidateResponse(&kvpb.BatchRequest{Requests: c.Writes}, &br); err != nil {
+		t.Fatalf("Apply(%x): %v", data, err)
+	}
+	return br.Responses
 }
 
 func (a *applier) get(key string) (string, bool) {
@@ -219,53 +191,86 @@ func (a *applier) wantValue(key, value string, found bool) {
 
 func (a *applier) cas(key string, old, new []byte, wantSwapped bool) {
 	a.t.Helper()
-	res, _ := a.apply(testUserGroup, Command{Op: OpCAS, Key: []byte(key), Old: old, OldAbsent: old == nil, New: new, NewAbsent: new == nil})
+	res, resps, b := a.apply(testUserGroup, cas(key, old, new))
 	if res.Err != nil {
 		a.t.Fatalf("CAS(%q, %q, %q): %v", key, old, new, res.Err)
 	}
-	want := NotSwapped
-	if wantSwapped {
-		want = Swapped
+	if got := resps[0].GetCas().GetSwapped(); got != wantSwapped {
+		a.t.Fatalf("CAS(%q, %q -> %q) swapped %v, want %v", key, old, new, got, wantSwapped)
 	}
-	if !bytes.Equal(res.Data, want) {
-		a.t.Fatalf("CAS(%q, %q -> %q) = %v, want %v", key, old, new, res.Data, want)
+	if !wantSwapped && !b.Empty() {
+		a.t.Fatalf("CAS(%q, %q -> %q) did not swap but wrote", key, old, new)
 	}
+}
+
+// wantRefused checks that a command was refused with target and wrote
+// nothing.
+func wantRefused(t *testing.T, what string, res raftnode.Result, b *pebble.Batch, target error) {
+	t.Helper()
+	if !errors.Is(res.Err, target) || !b.Empty() {
+		t.Fatalf("%s: %+v (want %v), batch empty %v", what, res, target, b.Empty())
+	}
+}
+
+// dump returns every key and value of db.
+func dump(t testing.TB, db *pebble.DB) [][2][]byte {
+	t.Helper()
+	it, err := db.NewIter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	var out [][2][]byte
+	for valid := it.First(); valid; valid = it.Next() {
+		out = append(out, [2][]byte{bytes.Clone(it.Key()), bytes.Clone(it.Value())})
+	}
+	return out
 }
 
 func TestApplyPutDelete(t *testing.T) {
 	a := &applier{t: t, db: openTestDB(t)}
-	res, _ := a.apply(testUserGroup, Command{Op: OpPut, Key: []byte("k"), Value: []byte("v1")})
-	if res.Err != nil || res.Data != nil {
+	res, resps, _ := a.apply(testUserGroup, put("k", "v1"))
+	if res.Err != nil || resps[0].GetPut() == nil {
 		t.Fatalf("put: %+v", res)
 	}
 	a.wantValue("k", "v1", true)
-	a.apply(testUserGroup, Command{Op: OpPut, Key: []byte("k"), Value: []byte("v2")})
+	a.apply(testUserGroup, put("k", "v2"))
 	a.wantValue("k", "v2", true)
 	// The empty value is a value.
-	a.apply(testUserGroup, Command{Op: OpPut, Key: []byte("e"), Value: []byte{}})
+	a.apply(testUserGroup, put("e", ""))
 	a.wantValue("e", "", true)
-	res, _ = a.apply(testUserGroup, Command{Op: OpDelete, Key: []byte("k")})
-	if res.Err != nil {
+	res, resps, _ = a.apply(testUserGroup, del("k"))
+	if res.Err != nil || resps[0].GetDelete() == nil {
 		t.Fatalf("delete: %+v", res)
 	}
 	a.wantValue("k", "", false)
 	// Deleting an absent key is not an error.
-	if res, _ := a.apply(testUserGroup, Command{Op: OpDelete, Key: []byte("never")}); res.Err != nil {
+	if res, _, _ := a.apply(testUserGroup, del("never")); res.Err != nil {
 		t.Fatalf("delete of an absent key: %+v", res)
 	}
 	a.wantValue("never", "", false)
-	// Each write is a new MVCC version, at the version Apply was given.
+	// Each write is a new MVCC version, at the entry's version.
 	vs, err := mvcc.Versions(a.db, []byte("k"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(vs) != 3 {
+	if len(vs) != 3 || vs[0].Version != 4 || !vs[0].Deleted || vs[2].Version != 1 {
 		t.Fatalf("versions of k: %+v", vs)
 	}
 	// Keys with 0x00 bytes are ordinary keys.
-	a.apply(testUserGroup, Command{Op: OpPut, Key: []byte("a\x00b"), Value: []byte("z")})
+	a.apply(testUserGroup, put("a\x00b", "z"))
 	a.wantValue("a\x00b", "z", true)
 	a.wantValue("a", "", false)
+	// Several writes of one command apply in order, at one version.
+	res, resps, _ = a.apply(testUserGroup, put("m", "1"), put("n", "2"), del("m"), put("n", "3"))
+	if res.Err != nil || len(resps) != 4 {
+		t.Fatalf("a command of 4 writes: %+v, %d responses", res, len(resps))
+	}
+	a.wantValue("m", "", false)
+	a.wantValue("n", "3", true)
+	if vs, err := mvcc.Versions(a.db, []byte("n")); err != nil || len(vs) != 1 || vs[0].Version != a.version {
+		t.Fatalf("versions of n: %+v, %v", vs, err)
+	}
 }
 
 func TestApplyCAS(t *testing.T) {
@@ -295,7 +300,7 @@ func TestApplyCAS(t *testing.T) {
 	a.cas("e", []byte{}, []byte("x"), true)
 	a.wantValue("e", "x", true)
 
-	// A nil new deletes.
+	// An unset new deletes.
 	a.cas("k", []byte("v2"), nil, true)
 	a.wantValue("k", "", false)
 	// And a deleted key is absent again.
@@ -310,199 +315,325 @@ func TestApplyCAS(t *testing.T) {
 	a.wantValue("gone", "", false)
 }
 
-// TestApplyCASNotSwappedWritesNothing: a failed CAS leaves the batch empty.
+// TestApplyCASNotSwappedWritesNothing: a failed CAS leaves the batch
+// empty, and the other writes of its command still apply.
 func TestApplyCASNotSwappedWritesNothing(t *testing.T) {
 	a := &applier{t: t, db: openTestDB(t)}
-	a.apply(testUserGroup, Command{Op: OpPut, Key: []byte("k"), Value: []byte("v")})
-	res, b := a.apply(testUserGroup, Command{Op: OpCAS, Key: []byte("k"), Old: []byte("x"), New: []byte("y")})
-	if !bytes.Equal(res.Data, NotSwapped) || !b.Empty() {
-		t.Fatalf("failed CAS: %+v, batch empty %v", res, b.Empty())
+	a.apply(testUserGroup, put("k", "v"))
+	res, resps, b := a.apply(testUserGroup, cas("k", []byte("x"), []byte("y")))
+	if res.Err != nil || resps[0].GetCas().GetSwapped() || !b.Empty() {
+		t.Fatalf("failed CAS: %+v, %v, batch empty %v", res, resps, b.Empty())
 	}
+	a.wantValue("k", "v", true)
+	res, resps, _ = a.apply(testUserGroup, cas("k", []byte("x"), []byte("y")), put("j", "w"))
+	if res.Err != nil || resps[0].GetCas().GetSwapped() || resps[1].GetPut() == nil {
+		t.Fatalf("failed CAS and a put: %+v, %v", res, resps)
+	}
+	a.wantValue("k", "v", true)
+	a.wantValue("j", "w", true)
 }
 
-// TestApplyCASSeesEarlierInBatch: commands of one apply pass share an
-// indexed batch, so a CAS sees the writes of earlier commands in it.
-func TestApplyCASSeesEarlierInBatch(t *testing.T) {
-	db := openTestDB(t)
-	var kv KV
-	b := db.NewIndexedBatch()
-	defer b.Close()
-	cmds := []Command{
-		{Op: OpPut, Key: []byte("k"), Value: []byte("a")},
-		{Op: OpCAS, Key: []byte("k"), Old: []byte("a"), New: []byte("b")},
-		{Op: OpCAS, Key: []byte("k"), Old: []byte("b"), NewAbsent: true},
-		{Op: OpCAS, Key: []byte("k"), OldAbsent: true, New: []byte("c")},
-	}
-	for i, c := range cmds {
-		res, err := kv.Apply(b, raftnode.Entry{Group: testUserGroup, Index: uint64(i+1), Version: uint64(i+1)}, c.Encode())
-		if err != nil || res.Err != nil {
-			t.Fatalf("command %d: %+v, %v", i, res, err)
+// TestApplyCASSeesEarlierWrites: the commands of one apply pass share an
+// indexed batch, so a CAS sees the writes of earlier commands in it and of
+// earlier writes of its own command.
+func TestApplyCASSeesEarlierWrites(t *testing.T) {
+	t.Run("pass", func(t *testing.T) {
+		db := openTestDB(t)
+		var kv KV
+		b := db.NewIndexedBatch()
+		defer b.Close()
+		cmds := []*kvpb.RequestUnion{
+			put("k", "a"),
+			cas("k", []byte("a"), []byte("b")),
+			cas("k", []byte("b"), nil),
+			cas("k", nil, []byte("c")),
 		}
-		if c.Op == OpCAS && !bytes.Equal(res.Data, Swapped) {
-			t.Fatalf("command %d did not swap", i)
+		for i, c := range cmds {
+			data := encode(t, c)
+			res, err := kv.Apply(b, raftnode.Entry{Group: testUserGroup, Index: uint64(i + 1), Version: uint64(i + 1), Spans: spansOf(testUserGroup, 1)}, data)
+			if err != nil || res.Err != nil {
+				t.Fatalf("command %d: %+v, %v", i, res, err)
+			}
+			if r := responses(t, data, res)[0]; r.GetCas() != nil && !r.GetCas().GetSwapped() {
+				t.Fatalf("command %d did not swap", i)
+			}
 		}
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		t.Fatal(err)
-	}
-	v, _, found, err := mvcc.Get(db, []byte("k"), mvcc.MaxTimestamp)
-	if err != nil || !found || string(v) != "c" {
-		t.Fatalf("k = %q, %v, %v", v, found, err)
-	}
+		if err := b.Commit(pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+		v, _, found, err := mvcc.Get(db, []byte("k"), mvcc.MaxTimestamp)
+		if err != nil || !found || string(v) != "c" {
+			t.Fatalf("k = %q, %v, %v", v, found, err)
+		}
+	})
+	t.Run("command", func(t *testing.T) {
+		a := &applier{t: t, db: openTestDB(t)}
+		res, resps, _ := a.apply(testUserGroup,
+			put("k", "a"),
+			cas("k", []byte("a"), []byte("b")),
+			cas("k", []byte("a"), []byte("x")), // k is b now
+			cas("k", []byte("b"), nil),
+			cas("k", nil, []byte("c")))
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		var got []bool
+		for _, r := range resps[1:] {
+			got = append(got, r.GetCas().GetSwapped())
+		}
+		if want := []bool{true, false, true, true}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("swapped %v, want %v", got, want)
+		}
+		a.wantValue("k", "c", true)
+	})
 }
 
-func TestApplySystemPut(t *testing.T) {
+func TestApplySystemPutDelete(t *testing.T) {
 	a := &applier{t: t, db: openTestDB(t)}
-	get := func(key string) ([]byte, bool) {
+	getSys := func(key string) ([]byte, bool) {
 		t.Helper()
-		v, closer, err := a.db.Get(storage.SystemKey([]byte(key)))
+		v, err := storage.Get(a.db, storage.SystemKey([]byte(key)))
 		if errors.Is(err, pebble.ErrNotFound) {
 			return nil, false
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer closer.Close()
-		return append([]byte(nil), v...), true
+		return v, true
 	}
-	res, _ := a.apply(testSysGroup, Command{Op: OpSystemPut, Key: []byte("shard/1"), Value: []byte("desc")})
-	if res.Err != nil {
-		t.Fatalf("system put in the system group: %v", res.Err)
+	res, resps, _ := a.apply(testSysGroup, sysPut("shard/1", "desc"))
+	if res.Err != nil || resps[0].GetSystemPut() == nil {
+		t.Fatalf("system put in the system group: %+v", res)
 	}
-	if v, ok := get("shard/1"); !ok || string(v) != "desc" {
+	if v, ok := getSys("shard/1"); !ok || string(v) != "desc" {
 		t.Fatalf("system key = %q, %v", v, ok)
 	}
 	// A system write is not an MVCC write.
 	a.wantValue("shard/1", "", false)
+	// It replaces the old value.
+	a.apply(testSysGroup, sysPut("shard/1", "desc2"), sysPut("shard/2", "other"))
+	if v, ok := getSys("shard/1"); !ok || string(v) != "desc2" {
+		t.Fatalf("system key = %q, %v", v, ok)
+	}
 
 	// In a user group: a command-level error and nothing written.
-	res, b := a.apply(testUserGroup, Command{Op: OpSystemPut, Key: []byte("shard/2"), Value: []byte("evil")})
-	if !errors.Is(res.Err, ErrWrongShard) || !b.Empty() {
-		t.Fatalf("system put in a user group: %+v, batch empty %v", res, b.Empty())
-	}
-	if _, ok := get("shard/2"); ok {
+	res, _, b := a.apply(testUserGroup, sysPut("shard/3", "evil"))
+	wantRefused(t, "system put in a user group", res, b, ErrWrongShard)
+	res, _, b = a.apply(testUserGroup, sysDel("shard/1"))
+	wantRefused(t, "system delete in a user group", res, b, ErrWrongShard)
+	if _, ok := getSys("shard/3"); ok {
 		t.Fatal("system put in a user group wrote")
 	}
-	res, b = a.apply(testUserGroup, Command{Op: OpSystemPut, Key: []byte("shard/1"), NewAbsent: true})
-	if !errors.Is(res.Err, ErrWrongShard) || !b.Empty() {
-		t.Fatalf("system delete in a user group: %+v, batch empty %v", res, b.Empty())
-	}
 
-	// User commands in the system group: refused too.
-	for _, c := range []Command{
-		{Op: OpPut, Key: []byte("k"), Value: []byte("v")},
-		{Op: OpDelete, Key: []byte("k")},
-		{Op: OpCAS, Key: []byte("k"), OldAbsent: true, New: []byte("v")},
-	} {
-		res, b := a.apply(testSysGroup, c)
-		if !errors.Is(res.Err, ErrWrongShard) || !b.Empty() {
-			t.Fatalf("op %d in the system group: %+v, batch empty %v", c.Op, res, b.Empty())
-		}
+	// User writes in the system group: refused too.
+	for _, w := range []*kvpb.RequestUnion{put("k", "v"), del("k"), cas("k", nil, []byte("v"))} {
+		res, _, b := a.apply(testSysGroup, w)
+		wantRefused(t, fmt.Sprintf("%v in the system group", kvpb.MethodOf(w)), res, b, ErrWrongShard)
 	}
 	a.wantValue("k", "", false)
 
-	// NewAbsent deletes a system key.
-	res, _ = a.apply(testSysGroup, Command{Op: OpSystemPut, Key: []byte("shard/1"), NewAbsent: true})
-	if res.Err != nil {
-		t.Fatal(res.Err)
+	// A system delete deletes; of an absent key, it is no error.
+	res, resps, _ = a.apply(testSysGroup, sysDel("shard/1"), sysDel("never"))
+	if res.Err != nil || resps[0].GetSystemDelete() == nil {
+		t.Fatalf("system delete: %+v", res)
 	}
-	if _, ok := get("shard/1"); ok {
+	if _, ok := getSys("shard/1"); ok {
 		t.Fatal("system key survived a system delete")
+	}
+	if v, ok := getSys("shard/2"); !ok || string(v) != "other" {
+		t.Fatalf("shard/2 = %q, %v", v, ok)
 	}
 
 	// A configured system group.
 	a.kv.SystemGroup = 5
-	if res, _ := a.apply(5, Command{Op: OpSystemPut, Key: []byte("x"), Value: []byte("y")}); res.Err != nil {
+	if res, _, _ := a.apply(5, sysPut("x", "y")); res.Err != nil {
 		t.Fatalf("system put in configured system group 5: %v", res.Err)
 	}
-	if res, b := a.apply(1, Command{Op: OpSystemPut, Key: []byte("z"), Value: []byte("y")}); !errors.Is(res.Err, ErrWrongShard) || !b.Empty() {
-		t.Fatalf("system put in group 1 with system group 5: %+v", res)
+	res, _, b = a.apply(1, sysPut("z", "y"))
+	wantRefused(t, "system put in group 1 with system group 5", res, b, ErrWrongShard)
+	if res, _, _ := a.apply(1, put("u", "v")); res.Err != nil {
+		t.Fatalf("user put in group 1 with system group 5: %v", res.Err)
 	}
+}
+
+// TestApplyOutsideSpans: a write whose Pebble key is outside the group's
+// spans is refused, and so is its whole command, before anything is
+// written. (Before this check, the state machine wrote any key of the
+// right kind into any group.)
+func TestApplyOutsideSpans(t *testing.T) {
+	a := &applier{t: t, db: openTestDB(t)}
+	lo, hi := mvcc.Span([]byte("b"), []byte("m"))
+	user := raftnode.Entry{Group: testUserGroup, Spans: []raftnode.Span{{Start: lo, End: hi}}}
+	sys := raftnode.Entry{Group: testSysGroup, Spans: []raftnode.Span{{
+		Start: storage.SystemKey([]byte("shard/")), End: storage.SystemKey([]byte("shard0"))}}}
+	for _, tc := range []struct {
+		name   string
+		e      raftnode.Entry
+		writes []*kvpb.RequestUnion
+		ok     bool
+	}{
+		{"put inside", user, []*kvpb.RequestUnion{put("b", "v")}, true},
+		{"put before", user, []*kvpb.RequestUnion{put("a", "v")}, false},
+		{"put at end", user, []*kvpb.RequestUnion{put("m", "v")}, false},
+		{"put after", user, []*kvpb.RequestUnion{put("z", "v")}, false},
+		{"delete after", user, []*kvpb.RequestUnion{del("z")}, false},
+		{"cas after", user, []*kvpb.RequestUnion{cas("z", nil, []byte("v"))}, false},
+		{"2nd write after", user, []*kvpb.RequestUnion{put("c", "v"), put("z", "v")}, false},
+		{"3rd write before", user, []*kvpb.RequestUnion{del("c"), cas("d", nil, nil), put("a\xff", "v")}, false},
+		{"no spans", raftnode.Entry{Group: testUserGroup}, []*kvpb.RequestUnion{put("c", "v")}, false},
+		{"system inside", sys, []*kvpb.RequestUnion{sysPut("shard/1", "d")}, true},
+		{"system outside", sys, []*kvpb.RequestUnion{sysPut("node/1", "d")}, false},
+		{"2nd system delete outside", sys, []*kvpb.RequestUnion{sysPut("shard/2", "d"), sysDel("zzz")}, false},
+	} {
+		res, _, b := a.applyRaw(tc.e, encode(t, tc.writes...))
+		if tc.ok {
+			if res.Err != nil || b.Empty() {
+				t.Fatalf("%s: %+v, batch empty %v", tc.name, res, b.Empty())
+			}
+			continue
+		}
+		wantRefused(t, tc.name, res, b, ErrWrongShard)
+	}
+	a.wantValue("c", "", false)
+	a.wantValue("z", "", false)
 }
 
 func TestApplyMalformed(t *testing.T) {
 	a := &applier{t: t, db: openTestDB(t)}
-	good := (&Command{Op: OpPut, Key: []byte("k"), Value: []byte("v")}).Encode()
+	good := encode(t, put("k", "v"))
+	noWrites, err := kvpb.EncodeCommand(&kvpb.ReplicatedCommand{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aRead, err := kvpb.EncodeCommand(&kvpb.ReplicatedCommand{Writes: []*kvpb.RequestUnion{put("k", "v"), get("k")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc := encode(t, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Gc{Gc: &kvpb.GCRequest{Threshold: 10}}})
 	for _, data := range [][]byte{
 		nil,
 		{},
-		{byte(OpPut)},
+		{kvpb.CommandFormatV1},
 		good[:len(good)-1],
-		append(append([]byte(nil), good...), 0),
-		{9, 0, 1, 'k', 0, 0},
-		{byte(OpPut), 0, 0, 0, 0},
+		append(bytes.Clone(good), 0xff),
+		good[1:],                      // no format tag
+		{1, 0, 1, 'k', 1, 'v', 0},     // a legacy put
+		{kvpb.CommandFormatV1 + 1, 0}, // a later format
+		noWrites,                      // nothing to apply
+		aRead,                         // a read is not a write
+		encode(t, put("", "v")),       // an empty key
+		encode(t, put("k", "v"), sysPut("s", "v")), // system and user writes mixed
+		gc, // not supported yet
 	} {
 		for _, group := range []uint64{testUserGroup, testSysGroup} {
-			res, b := a.applyRaw(group, data)
-			if !errors.Is(res.Err, ErrBadCommand) {
-				t.Fatalf("Apply(%x) in group %d: Result %+v, want ErrBadCommand", data, group, res)
-			}
-			if !b.Empty() {
-				t.Fatalf("Apply(%x) wrote", data)
-			}
+			res, _, b := a.applyRaw(raftnode.Entry{Group: group, Spans: spansOf(group, 1)}, data)
+			wantRefused(t, fmt.Sprintf("Apply(%x) in group %d", data, group), res, b, ErrBadCommand)
 		}
 	}
-	it, err := a.db.NewIter(nil)
-	if err != nil {
-		t.Fatal(err)
+	if kv := dump(t, a.db); len(kv) != 0 {
+		t.Fatalf("malformed commands wrote %x", kv)
 	}
-	defer it.Close()
-	if it.First() {
-		t.Fatalf("key %x written by malformed commands", it.Key())
+	if !errors.Is(ErrBadCommand, kvpb.ErrBadCommand) {
+		t.Fatal("ErrBadCommand is not kvpb.ErrBadCommand")
 	}
 }
 
-// randCommand returns a random command over a few keys, sometimes
-// malformed or sent to the wrong group.
-func randCommand(rng *rand.Rand) (group uint64, data []byte) {
+// FuzzApply feeds arbitrary bytes to Apply in a user and the system group:
+// it must not panic or return a storage error (a malformed command must
+// never stop a node), a refusal must be command-level and write nothing,
+// and what it accepts must answer its command.
+func FuzzApply(f *testing.F) {
+	for _, data := range [][]byte{
+		{},
+		{1, 0, 1, 'k', 0, 0},
+		{kvpb.CommandFormatV1},
+		{kvpb.CommandFormatV1, 0x12, 0},
+		encode(f, put("k", "v")),
+		encode(f, put("k", "v"), del("j"), cas("k", []byte("v"), nil)),
+		encode(f, cas("k", nil, []byte{})),
+		encode(f, sysPut("shard/1", "d"), sysDel("shard/2")),
+		encode(f, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Gc{Gc: &kvpb.GCRequest{Threshold: 1}}}),
+	} {
+		f.Add(data)
+	}
+	db := openTestDB(f)
+	var kv KV
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, group := range []uint64{testUserGroup, testSysGroup} {
+			b := db.NewIndexedBatch()
+			res, err := kv.Apply(b, raftnode.Entry{Group: group, Index: 1, Version: 1, Spans: spansOf(group, 1)}, data)
+			if err != nil {
+				t.Fatalf("Apply(%x) in group %d: storage error %v", data, group, err)
+			}
+			if res.Err != nil {
+				if !errors.Is(res.Err, ErrBadCommand) && !errors.Is(res.Err, ErrWrongShard) {
+					t.Fatalf("Apply(%x) in group %d: refusal %v is neither ErrBadCommand nor ErrWrongShard", data, group, res.Err)
+				}
+				if !b.Empty() {
+					t.Fatalf("Apply(%x) in group %d: refused (%v) but wrote", data, group, res.Err)
+				}
+			}
+			responses(t, data, res)
+			_ = b.Close()
+		}
+	})
+}
+
+// randCommand returns a random command of one to three writes over a few
+// keys, sometimes malformed or sent to the wrong group.
+func randCommand(t testing.TB, rng *rand.Rand) (group uint64, data []byte) {
 	keys := []string{"a", "b", "a\x00", "c"}
 	vals := [][]byte{nil, {}, []byte("x"), []byte("y"), {0}}
+	key := func() string { return keys[rng.Intn(len(keys))] }
 	val := func() []byte { return vals[rng.Intn(len(vals))] }
-	c := Command{Key: []byte(keys[rng.Intn(len(keys))])}
-	group = testUserGroup
+	userWrite := func() *kvpb.RequestUnion {
+		switch rng.Intn(7) {
+		case 0, 1, 2:
+			return put(key(), string(val()))
+		case 3:
+			return del(key())
+		default:
+			return cas(key(), val(), val())
+		}
+	}
+	sysWrite := func() *kvpb.RequestUnion {
+		if rng.Intn(3) == 0 {
+			return sysDel(key())
+		}
+		return sysPut(key(), string(val()))
+	}
+	var writes []*kvpb.RequestUnion
+	n := 1 + rng.Intn(3)
 	switch rng.Intn(10) {
-	case 0, 1, 2:
-		c.Op, c.Value = OpPut, val()
-	case 3:
-		c.Op = OpDelete
-	case 4, 5, 6:
-		c.Op, c.Old, c.New = OpCAS, val(), val()
-		c.OldAbsent, c.NewAbsent = c.Old == nil, c.New == nil
-	case 7:
-		c.Op, c.Value, c.NewAbsent = OpSystemPut, val(), rng.Intn(3) == 0
+	case 0, 1, 2, 3, 4, 5:
+		group = testUserGroup
+		for range n {
+			writes = append(writes, userWrite())
+		}
+	case 6:
 		group = testSysGroup
-	case 8: // the wrong group
-		c.Op, c.Value = Op(rng.Intn(4)+1), val()
-		if c.Op == OpSystemPut {
+		for range n {
+			writes = append(writes, sysWrite())
+		}
+	case 7: // the wrong group
+		group = testSysGroup
+		writes = append(writes, userWrite())
+		if rng.Intn(2) == 0 {
 			group = testUserGroup
-		} else {
-			group = testSysGroup
+			writes[0] = sysWrite()
 		}
 	default: // garbage that does not decode
-		for {
-			data = make([]byte, rng.Intn(8))
-			rng.Read(data)
-			if _, err := Decode(data); err != nil {
-				return group, data
-			}
+		data = make([]byte, rng.Intn(8))
+		rng.Read(data)
+		if rng.Intn(2) == 0 && len(data) > 0 {
+			data[0] = kvpb.CommandFormatV1
 		}
+		if _, err := kvpb.DecodeCommand(data); err == nil {
+			t.Fatalf("random bytes %x decode", data)
+		}
+		return testUserGroup, data
 	}
-	return group, c.Encode()
-}
-
-// dump returns every key and value of db.
-func dump(t *testing.T, db *pebble.DB) [][2][]byte {
-	t.Helper()
-	it, err := db.NewIter(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Close()
-	var out [][2][]byte
-	for valid := it.First(); valid; valid = it.Next() {
-		out = append(out, [2][]byte{append([]byte(nil), it.Key()...), append([]byte(nil), it.Value()...)})
-	}
-	return out
+	return group, encode(t, writes...)
 }
 
 // TestApplyDeterministic: two replicas applying the same commands, in the
@@ -515,10 +646,10 @@ func TestApplyDeterministic(t *testing.T) {
 		data  []byte
 	}
 	var passes [][]entry
-	for i := 0; i < 100; i++ {
+	for range 100 {
 		var p []entry
 		for j := rng.Intn(8); j >= 0; j-- {
-			g, d := randCommand(rng)
+			g, d := randCommand(t, rng)
 			p = append(p, entry{g, d})
 		}
 		passes = append(passes, p)
@@ -532,7 +663,7 @@ func TestApplyDeterministic(t *testing.T) {
 			b := db.NewIndexedBatch()
 			for _, e := range p {
 				index++
-				res, err := kv.Apply(b, raftnode.Entry{Group: e.group, Index: index, Version: index}, e.data)
+				res, err := kv.Apply(b, raftnode.Entry{Group: e.group, Index: index, Version: index, Spans: spansOf(e.group, 1)}, e.data)
 				if err != nil {
 					t.Fatalf("Apply(%x): %v", e.data, err)
 				}
@@ -565,53 +696,70 @@ func TestApplyDeterministic(t *testing.T) {
 	}
 }
 
-// TestApplyModel checks user commands against a map model on random
-// sequences.
+// TestApplyModel checks commands against a map model (user and system
+// keys) on random sequences.
 func TestApplyModel(t *testing.T) {
 	rng := rand.New(rand.NewSource(smTestSeed(t)))
 	a := &applier{t: t, db: openTestDB(t)}
-	model := map[string][]byte{}
-	for i := 0; i < 500; i++ {
-		g, data := randCommand(rng)
-		res, _ := a.applyRaw(g, data)
-		c, err := Decode(data)
+	user, system := map[string][]byte{}, map[string][]byte{}
+	for i := range 500 {
+		g, data := randCommand(t, rng)
+		res, resps, _ := a.applyRaw(raftnode.Entry{Group: g, Spans: spansOf(g, 1)}, data)
+		c, err := kvpb.DecodeCommand(data)
 		if err != nil {
 			if !errors.Is(res.Err, ErrBadCommand) {
 				t.Fatalf("step %d: malformed %x gave %+v", i, data, res)
 			}
 			continue
 		}
-		if (c.Op == OpSystemPut) != (g == testSysGroup) {
+		if kvpb.MethodOf(c.Writes[0]).Flags().Has(kvpb.IsSystem) != (g == testSysGroup) {
 			if !errors.Is(res.Err, ErrWrongShard) {
-				t.Fatalf("step %d: %+v in group %d gave %+v", i, c, g, res)
+				t.Fatalf("step %d: %v in group %d gave %+v", i, c.Writes, g, res)
 			}
 			continue
 		}
 		if res.Err != nil {
-			t.Fatalf("step %d: %+v: %v", i, c, res.Err)
+			t.Fatalf("step %d: %v: %v", i, c.Writes, res.Err)
 		}
-		k := string(c.Key)
-		switch c.Op {
-		case OpPut:
-			model[k] = append([]byte{}, c.Value...)
-		case OpDelete:
-			delete(model, k)
-		case OpCAS:
-			cur, ok := model[k]
-			swap := (c.OldAbsent && !ok) || (!c.OldAbsent && ok && bytes.Equal(cur, c.Old))
-			if swap != bytes.Equal(res.Data, Swapped) {
-				t.Fatalf("step %d: CAS %+v on %q (present %v) gave %v", i, c, cur, ok, res.Data)
+		for j, w := range c.Writes {
+			switch v := w.Value.(type) {
+			case *kvpb.RequestUnion_Put:
+				user[string(v.Put.Key)] = bytes.Clone(v.Put.Value)
+			case *kvpb.RequestUnion_Delete:
+				delete(user, string(v.Delete.Key))
+			case *kvpb.RequestUnion_Cas:
+				k := string(v.Cas.Key)
+				cur, ok := user[k]
+				swap := (v.Cas.Old == nil && !ok) || (v.Cas.Old != nil && ok && bytes.Equal(cur, v.Cas.Old))
+				if got := resps[j].GetCas().GetSwapped(); got != swap {
+					t.Fatalf("step %d: CAS %v on %q (present %v) swapped %v", i, v.Cas, cur, ok, got)
+				}
+				if swap && v.Cas.New == nil {
+					delete(user, k)
+				} else if swap {
+					user[k] = bytes.Clone(v.Cas.New)
+				}
+			case *kvpb.RequestUnion_SystemPut:
+				system[string(v.SystemPut.Key)] = bytes.Clone(v.SystemPut.Value)
+			case *kvpb.RequestUnion_SystemDelete:
+				delete(system, string(v.SystemDelete.Key))
 			}
-			if swap && c.NewAbsent {
-				delete(model, k)
-			} else if swap {
-				model[k] = append([]byte{}, c.New...)
-			}
 		}
-		if c.Op == OpSystemPut {
-			continue
+		// The store holds the model, user keys read back by Eval.
+		for _, k := range []string{"a", "b", "a\x00", "c"} {
+			want, wantOK := user[k]
+			a.wantValue(k, string(want), wantOK)
 		}
-		want, wantOK := model[k]
-		a.wantValue(k, string(want), wantOK)
+		r, err := Eval(a.db, nil, sysScan("", nil), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string][]byte{}
+		for _, kv := range r.GetSystemScan().GetKvs() {
+			got[string(kv.Key)] = kv.Value
+		}
+		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", system) {
+			t.Fatalf("step %d: system keys %q, want %q", i, got, system)
+		}
 	}
 }
