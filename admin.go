@@ -2,16 +2,18 @@ package strata
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/strata-kv/strata/api"
+	"github.com/strata-kv/strata/internal/kvpb"
+	"github.com/strata-kv/strata/internal/retry"
 	"github.com/strata-kv/strata/raftnode"
+	"github.com/strata-kv/strata/router"
 	"github.com/strata-kv/strata/shard"
-	"github.com/strata-kv/strata/statemachine"
 	"github.com/strata-kv/strata/storage"
 	"github.com/strata-kv/strata/transport"
 )
@@ -26,12 +28,19 @@ type BatchOp struct {
 // MaxBatchSize bounds the keys and values of one Batch, in bytes.
 const MaxBatchSize = 32 << 20
 
+// MaxBatchOps bounds the number of ops of one Batch.
+const MaxBatchOps = kvpb.MaxBatchRequests
+
 // Batch applies ops. The ops that fall in one shard apply atomically, as one
 // raft entry; a batch spanning shards applies per shard, so on error some
 // shards' parts may have applied (an error wrapping ErrAmbiguous says which
 // is unknown). Later ops on the same key win.
 func (db *DB) Batch(ctx context.Context, ops []BatchOp) error {
+	if len(ops) > MaxBatchOps {
+		return fmt.Errorf("%w: batch of %d ops, limit %d", ErrValueTooLarge, len(ops), MaxBatchOps)
+	}
 	size := 0
+	reqs := make([]*kvpb.RequestUnion, 0, len(ops))
 	for i, op := range ops {
 		if err := validateKey(op.Key); err != nil {
 			return fmt.Errorf("batch op %d: %w", i, err)
@@ -40,53 +49,20 @@ func (db *DB) Batch(ctx context.Context, ops []BatchOp) error {
 			return fmt.Errorf("batch op %d: %w", i, err)
 		}
 		size += len(op.Key) + len(op.Value)
+		if op.Delete {
+			reqs = append(reqs, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Delete{Delete: &api.DeleteRequest{Key: op.Key}}})
+		} else {
+			reqs = append(reqs, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Put{Put: &api.PutRequest{Key: op.Key, Value: op.Value}}})
+		}
 	}
 	if size > MaxBatchSize {
 		return fmt.Errorf("%w: batch of %d bytes, limit %d", ErrValueTooLarge, size, MaxBatchSize)
 	}
-	if err := db.begin(); err != nil {
-		return err
+	if len(reqs) == 0 {
+		return nil
 	}
-	defer db.ops.Done()
-	router, err := db.routes()
-	if err != nil {
-		return err
-	}
-	byShard := map[uint64][]statemachine.Mutation{}
-	var order []uint64
-	for _, op := range ops {
-		id := router.Lookup(op.Key).ID
-		if _, ok := byShard[id]; !ok {
-			order = append(order, id)
-		}
-		byShard[id] = append(byShard[id], statemachine.Mutation{Key: op.Key, Value: op.Value, Delete: op.Delete})
-	}
-	errs := make([]error, len(order))
-	done := make(chan int, len(order))
-	for i, id := range order {
-		go func() {
-			cmd := statemachine.Command{Op: statemachine.OpBatch, Batch: byShard[id]}
-			_, errs[i] = db.doLocked(ctx, &request{op: opBatch, shard: id, value: cmd.Encode()})
-			done <- i
-		}()
-	}
-	for range order {
-		<-done
-	}
-	return errors.Join(errs...)
-}
-
-// ScanKeys is Scan without the values.
-func (db *DB) ScanKeys(ctx context.Context, start, end []byte, limit int) ([][]byte, error) {
-	kvs, err := db.scan(ctx, start, end, limit, true)
-	if err != nil {
-		return nil, err
-	}
-	keys := make([][]byte, len(kvs))
-	for i, kv := range kvs {
-		keys[i] = kv.Key
-	}
-	return keys, nil
+	_, err := db.send(ctx, batch(nil, reqs...))
+	return err
 }
 
 // ShardStatus describes one shard as this node sees it.
@@ -103,24 +79,18 @@ type ShardStatus struct {
 // the system shard holds it (a linearizable read) and the local replicas'
 // raft status.
 func (db *DB) Status(ctx context.Context) ([]ShardStatus, error) {
-	if err := db.begin(); err != nil {
-		return nil, err
-	}
-	defer db.ops.Done()
-	resp, err := db.doLocked(ctx, &request{op: opDirectory, shard: shard.SystemID})
+	prefix := []byte(shard.DirectoryPrefix)
+	br, err := db.send(ctx, db.system(&kvpb.RequestUnion{Value: &kvpb.RequestUnion_SystemScan{
+		SystemScan: &kvpb.SystemScanRequest{Start: prefix, End: prefixEnd(prefix)}}}))
 	if err != nil {
 		return nil, err
 	}
 	out := []ShardStatus{{ID: shard.SystemID}}
-	var descs []shard.Descriptor
-	for _, kv := range resp.kvs {
-		d, err := shard.Decode(kv.Value)
+	for _, kv := range br.GetResponses()[0].GetSystemScan().GetKvs() {
+		d, err := shard.Decode(kv.GetValue())
 		if err != nil {
 			return nil, fmt.Errorf("strata: shard directory: %w", err)
 		}
-		descs = append(descs, d)
-	}
-	for _, d := range descs {
 		out = append(out, ShardStatus{ID: d.ID, Start: d.Start, End: d.End, Replicas: d.Replicas})
 	}
 	for i := range out {
@@ -137,6 +107,22 @@ func (db *DB) Status(ctx context.Context) ([]ShardStatus, error) {
 		}
 	}
 	return out, ctx.Err()
+}
+
+// system returns a batch of one request to the system shard.
+func (db *DB) system(req *kvpb.RequestUnion) *kvpb.BatchRequest {
+	return batch(&kvpb.Header{ShardId: shard.SystemID}, req)
+}
+
+// systemPut writes a system key through the system shard; a nil value
+// deletes it.
+func (db *DB) systemPut(ctx context.Context, key, value []byte) error {
+	req := &kvpb.RequestUnion{Value: &kvpb.RequestUnion_SystemPut{SystemPut: &kvpb.SystemPutRequest{Key: key, Value: value}}}
+	if value == nil {
+		req.Value = &kvpb.RequestUnion_SystemDelete{SystemDelete: &kvpb.SystemDeleteRequest{Key: key}}
+	}
+	_, err := db.send(ctx, db.system(req))
+	return err
 }
 
 // readDirectory returns the shard descriptors in the local replica of the
@@ -184,19 +170,65 @@ func (db *DB) descriptor(id uint64) (shard.Descriptor, error) {
 				d.Replicas = append(d.Replicas, m)
 			}
 			db.peersMu.Unlock()
-			sort.Slice(d.Replicas, func(i, j int) bool { return d.Replicas[i] < d.Replicas[j] })
+			slices.Sort(d.Replicas)
 		}
 		return d, nil
 	}
 	return shard.Descriptor{}, fmt.Errorf("strata: no shard %d", id)
 }
 
-// Membership change kinds carried by opConfChange.
-const (
-	changeAddLearner byte = iota
-	changePromote
-	changeRemove
-)
+// replicasOf returns the nodes to forward shard id's requests to, as the
+// local directory knows them (the router's Config.Replicas).
+func (db *DB) replicasOf(id uint64) []uint64 {
+	d, err := db.descriptor(id)
+	if err != nil {
+		return nil
+	}
+	return d.Replicas
+}
+
+// userDescriptor returns the descriptor of a user shard in the node's
+// routing table (the replica store's Config.Descriptor).
+func (db *DB) userDescriptor(id uint64) (*kvpb.ShardDescriptor, bool) {
+	r := db.router.Load()
+	if r == nil {
+		return nil, false
+	}
+	for _, d := range r.All() {
+		if d.ID == id {
+			return d.Proto(), true
+		}
+	}
+	return nil, false
+}
+
+// localDirectory returns the local directory as wire descriptors (the
+// replica store's Config.Directory).
+func (db *DB) localDirectory() ([]*kvpb.ShardDescriptor, error) {
+	ds, err := db.readDirectory()
+	if err != nil {
+		return nil, err
+	}
+	if len(ds) == 0 {
+		return nil, fmt.Errorf("%w: no shard directory here", ErrNotJoined)
+	}
+	out := make([]*kvpb.ShardDescriptor, len(ds))
+	for i := range ds {
+		out[i] = ds[i].Proto()
+	}
+	return out, nil
+}
+
+// adminBatch returns a batch of one admin request to a shard.
+func adminBatch(shardID uint64, req *kvpb.RequestUnion) *kvpb.BatchRequest {
+	return batch(&kvpb.Header{ShardId: shardID}, req)
+}
+
+func (db *DB) changeReplicas(ctx context.Context, shardID, node uint64, t kvpb.ChangeReplicasType) error {
+	_, err := db.send(ctx, adminBatch(shardID, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_ChangeReplicas{
+		ChangeReplicas: &kvpb.ChangeReplicasRequest{Type: t, NodeId: node}}}))
+	return err
+}
 
 // AddReplica gives node a replica of shard: the node starts hosting it
 // empty, joins as a learner, catches up from the leader (by log or
@@ -214,14 +246,14 @@ func (db *DB) AddReplica(ctx context.Context, shardID, node uint64) error {
 	if err != nil {
 		return err
 	}
-	if contains(p.voters, node) {
+	if slices.Contains(p.GetVoters(), node) {
 		return nil // already a voter
 	}
 	if err := db.createReplicaOn(ctx, node, d); err != nil {
 		return err
 	}
-	if !contains(p.learners, node) {
-		if _, err := db.doLocked(ctx, &request{op: opConfChange, shard: shardID, node: node, value: []byte{changeAddLearner}}); err != nil {
+	if !slices.Contains(p.GetLearners(), node) {
+		if err := db.changeReplicas(ctx, shardID, node, kvpb.ChangeReplicasType_CHANGE_REPLICAS_TYPE_ADD_LEARNER); err != nil {
 			return fmt.Errorf("strata: add node %d to shard %d as learner: %w", node, shardID, err)
 		}
 	}
@@ -229,22 +261,24 @@ func (db *DB) AddReplica(ctx context.Context, shardID, node uint64) error {
 	// the wait began (a fixed target: under steady writes the commit index
 	// moves on, and the learner would never quite catch it).
 	var target uint64
+	poll := retry.NewBackoffer(ctx, retry.BackofferOptions{Closer: db.closing})
 	for {
 		p, err := db.progress(ctx, shardID, node)
 		if err != nil {
 			return err
 		}
 		if target == 0 {
-			target = p.commit
+			target = p.GetCommit()
 		}
-		if p.match >= target {
+		if p.GetMatch() >= target {
 			break
 		}
-		if err := db.waitBackoff(ctx, 20*time.Millisecond); err != nil {
-			return fmt.Errorf("strata: node %d catching up on shard %d (match %d of %d): %w", node, shardID, p.match, target, err)
+		if err := poll.Backoff(pollBackoff, fmt.Errorf("node %d catching up on shard %d (match %d of %d)",
+			node, shardID, p.GetMatch(), target)); err != nil {
+			return fmt.Errorf("strata: %w", err)
 		}
 	}
-	if _, err := db.doLocked(ctx, &request{op: opConfChange, shard: shardID, node: node, value: []byte{changePromote}}); err != nil {
+	if err := db.changeReplicas(ctx, shardID, node, kvpb.ChangeReplicasType_CHANGE_REPLICAS_TYPE_PROMOTE_VOTER); err != nil {
 		return fmt.Errorf("strata: promote node %d in shard %d: %w", node, shardID, err)
 	}
 	return db.recordReplicas(ctx, shardID)
@@ -264,13 +298,13 @@ func (db *DB) RemoveReplica(ctx context.Context, shardID, node uint64) error {
 	if err != nil {
 		return err
 	}
-	if !contains(p.voters, node) && !contains(p.learners, node) {
+	if !slices.Contains(p.GetVoters(), node) && !slices.Contains(p.GetLearners(), node) {
 		return nil
 	}
-	if len(p.voters) == 1 && p.voters[0] == node {
+	if len(p.GetVoters()) == 1 && p.GetVoters()[0] == node {
 		return fmt.Errorf("strata: node %d is the last voter of shard %d", node, shardID)
 	}
-	if _, err := db.doLocked(ctx, &request{op: opConfChange, shard: shardID, node: node, value: []byte{changeRemove}}); err != nil {
+	if err := db.changeReplicas(ctx, shardID, node, kvpb.ChangeReplicasType_CHANGE_REPLICAS_TYPE_REMOVE); err != nil {
 		return fmt.Errorf("strata: remove node %d from shard %d: %w", node, shardID, err)
 	}
 	return db.recordReplicas(ctx, shardID)
@@ -283,22 +317,24 @@ func (db *DB) TransferLeader(ctx context.Context, shardID, node uint64) error {
 		return err
 	}
 	defer db.ops.Done()
+	poll := retry.NewBackoffer(ctx, retry.BackofferOptions{Closer: db.closing})
 	for {
 		p, err := db.progress(ctx, shardID, node)
 		if err != nil {
 			return err
 		}
-		if !contains(p.voters, node) {
+		if !slices.Contains(p.GetVoters(), node) {
 			return fmt.Errorf("strata: node %d is not a voter of shard %d", node, shardID)
 		}
-		if p.leader == node {
+		if p.GetLeaderId() == node {
 			return nil
 		}
-		if _, err := db.doLocked(ctx, &request{op: opTransfer, shard: shardID, node: node}); err != nil {
+		if _, err := db.send(ctx, adminBatch(shardID, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_TransferLeader{
+			TransferLeader: &kvpb.TransferLeaderRequest{NodeId: node}}})); err != nil {
 			return err
 		}
-		if err := db.waitBackoff(ctx, 50*time.Millisecond); err != nil {
-			return fmt.Errorf("strata: leadership of shard %d did not move to node %d: %w", shardID, node, err)
+		if err := poll.Backoff(pollBackoff, fmt.Errorf("leadership of shard %d did not move to node %d", shardID, node)); err != nil {
+			return fmt.Errorf("strata: %w", err)
 		}
 	}
 }
@@ -341,44 +377,38 @@ func (db *DB) Join(ctx context.Context, peers map[uint64]string) error {
 	if db.router.Load() != nil {
 		return nil // joined before; the peers' addresses may be new
 	}
-	req := (&request{op: opDirectory}).encode()
+	poll := retry.NewBackoffer(ctx, retry.BackofferOptions{Closer: db.closing})
 	for {
 		var lastErr error
 		for id := range peers {
 			if id == db.opts.NodeID {
 				continue
 			}
-			out, err := db.node.Forward(ctx, id, req)
+			resp, err := db.sender.SendNode(ctx, id, &kvpb.NodeRequest{Value: &kvpb.NodeRequest_Directory{Directory: &kvpb.DirectoryRequest{}}})
 			if err == nil {
-				var resp response
-				if resp, err = decodeResponse(out); err == nil && resp.code != codeOK {
-					err = errors.New(resp.message)
-				}
-				if err == nil {
-					return db.installDirectory(resp.kvs)
-				}
+				return db.installDirectory(resp.GetDirectory().GetDescriptors())
 			}
 			lastErr = fmt.Errorf("node %d: %w", id, err)
 		}
-		if err := db.waitBackoff(ctx, 100*time.Millisecond); err != nil {
-			return fmt.Errorf("strata: join: no member answered with the shard directory (last: %v): %w", lastErr, err)
+		if err := poll.Backoff(retry.RPC, lastErr); err != nil {
+			return fmt.Errorf("strata: join: no member answered with the shard directory: %w", err)
 		}
 	}
 }
 
 // installDirectory stores a directory fetched from a member, marks the
 // node as part of the cluster and starts routing with it.
-func (db *DB) installDirectory(kvs []KV) error {
+func (db *DB) installDirectory(descs []*kvpb.ShardDescriptor) error {
 	var ds []shard.Descriptor
 	b := db.eng.NewBatch()
 	defer b.Close()
-	for _, kv := range kvs {
-		d, err := shard.Decode(kv.Value)
-		if err != nil {
+	for _, p := range descs {
+		if err := kvpb.ValidateDescriptor(p); err != nil {
 			return fmt.Errorf("strata: join: directory from member: %w", err)
 		}
+		d := shard.FromProto(p)
 		ds = append(ds, d)
-		if err := b.Set(storage.SystemKey(shard.DirectoryKey(d.ID)), kv.Value, nil); err != nil {
+		if err := b.Set(storage.SystemKey(shard.DirectoryKey(d.ID)), d.Encode(), nil); err != nil {
 			return err
 		}
 	}
@@ -399,107 +429,13 @@ func (db *DB) installDirectory(kvs []KV) error {
 	return nil
 }
 
-// progress is a shard leader's view of one member.
-type progress struct {
-	leader, commit, match uint64
-	voters, learners      []uint64
-}
-
-func (p *progress) encode() []byte {
-	b := binary.AppendUvarint(nil, p.leader)
-	b = binary.AppendUvarint(b, p.commit)
-	b = binary.AppendUvarint(b, p.match)
-	for _, ids := range [][]uint64{p.voters, p.learners} {
-		b = binary.AppendUvarint(b, uint64(len(ids)))
-		for _, id := range ids {
-			b = binary.AppendUvarint(b, id)
-		}
-	}
-	return b
-}
-
-func decodeProgress(b []byte) (progress, error) {
-	w := wire{b: b}
-	p := progress{leader: w.uvarint(), commit: w.uvarint(), match: w.uvarint()}
-	for _, ids := range []*[]uint64{&p.voters, &p.learners} {
-		n := w.uvarint()
-		if n > uint64(len(b)) {
-			return progress{}, errBadWire
-		}
-		for i := uint64(0); i < n; i++ {
-			*ids = append(*ids, w.uvarint())
-		}
-	}
-	if w.err != nil || len(w.b) != 0 {
-		return progress{}, fmt.Errorf("%w: progress", errBadWire)
-	}
-	return p, nil
-}
-
-func (db *DB) progress(ctx context.Context, shardID, node uint64) (progress, error) {
-	resp, err := db.doLocked(ctx, &request{op: opProgress, shard: shardID, node: node})
+func (db *DB) progress(ctx context.Context, shardID, node uint64) (*kvpb.ProgressResponse, error) {
+	br, err := db.send(ctx, adminBatch(shardID, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Progress{
+		Progress: &kvpb.ProgressRequest{NodeId: node}}}))
 	if err != nil {
-		return progress{}, err
+		return nil, err
 	}
-	return decodeProgress(resp.value)
-}
-
-// execAdmin runs the administrative requests on the local replica.
-func (db *DB) execAdmin(ctx context.Context, req *request) (response, error) {
-	switch req.op {
-	case opConfChange:
-		if len(req.value) != 1 {
-			return response{}, fmt.Errorf("%w: membership change", errBadWire)
-		}
-		var err error
-		switch req.value[0] {
-		case changeAddLearner:
-			err = db.node.AddLearner(ctx, req.shard, req.node)
-		case changePromote:
-			err = db.node.PromoteVoter(ctx, req.shard, req.node)
-		case changeRemove:
-			err = db.node.RemoveMember(ctx, req.shard, req.node)
-		default:
-			err = fmt.Errorf("%w: membership change kind %d", errBadWire, req.value[0])
-		}
-		return response{}, err
-	case opTransfer:
-		return response{}, db.node.TransferLeader(req.shard, req.node)
-	case opProgress:
-		st, err := db.node.Status(req.shard)
-		if err != nil {
-			return response{}, err
-		}
-		if !st.IsLeader {
-			return response{}, &NotLeaderError{Group: req.shard, Leader: st.Leader}
-		}
-		p := progress{leader: st.Leader, commit: st.Commit, match: st.Progress[req.node], voters: st.Voters, learners: st.Learners}
-		return response{value: p.encode()}, nil
-	case opDirectory:
-		// Addressed to the system shard, the read is linearizable; with no
-		// shard it is the local copy (what a joining node needs).
-		if req.shard == shard.SystemID && !db.opts.UnsafeLocalReads {
-			if err := db.node.ReadIndex(ctx, shard.SystemID); err != nil {
-				return response{}, err
-			}
-		}
-		ds, err := db.readDirectory()
-		if err != nil || len(ds) == 0 {
-			return response{}, fmt.Errorf("%w: no shard directory here: %v", ErrNotJoined, err)
-		}
-		resp := response{}
-		for _, d := range ds {
-			resp.kvs = append(resp.kvs, KV{Key: shard.DirectoryKey(d.ID), Value: d.Encode()})
-		}
-		return resp, nil
-	case opCreateReplica:
-		d, err := shard.Decode(req.value)
-		if err != nil {
-			return response{}, err
-		}
-		return response{}, db.createReplica(d)
-	}
-	return response{}, fmt.Errorf("strata: unknown request op %d", req.op)
+	return br.GetResponses()[0].GetProgress(), nil
 }
 
 // createReplicaOn makes node host an empty replica of d.
@@ -510,26 +446,30 @@ func (db *DB) createReplicaOn(ctx context.Context, node uint64, d shard.Descript
 	if db.tr == nil {
 		return fmt.Errorf("strata: no transport to reach node %d", node)
 	}
-	req := &request{op: opCreateReplica, shard: d.ID, value: d.Encode()}
+	req := &kvpb.NodeRequest{Value: &kvpb.NodeRequest_CreateReplica{CreateReplica: &kvpb.CreateReplicaRequest{Shard: d.Proto()}}}
+	poll := retry.NewBackoffer(ctx, retry.BackofferOptions{Closer: db.closing})
 	for {
-		out, err := db.node.Forward(ctx, node, req.encode())
-		if err == nil {
-			resp, err := decodeResponse(out)
-			if err != nil {
-				return err
-			}
-			if resp.code != codeOK {
-				return fmt.Errorf("strata: node %d cannot host shard %d: %s", node, d.ID, resp.message)
-			}
+		_, err := db.sender.SendNode(ctx, node, req)
+		switch {
+		case err == nil:
 			return nil
-		}
-		if errors.Is(err, transport.ErrUnknownPeer) {
+		case errors.Is(err, transport.ErrUnknownPeer):
 			return fmt.Errorf("strata: node %d is not a known member: %w", node, err)
+		case !errors.Is(err, router.ErrUnreached):
+			return fmt.Errorf("strata: node %d cannot host shard %d: %w", node, d.ID, err)
 		}
-		if err := db.waitBackoff(ctx, 50*time.Millisecond); err != nil {
+		if err := poll.Backoff(retry.RPC, err); err != nil {
 			return fmt.Errorf("strata: reach node %d to host shard %d: %w", node, d.ID, err)
 		}
 	}
+}
+
+// createReplicaProto serves a node request to host a replica.
+func (db *DB) createReplicaProto(_ context.Context, p *kvpb.ShardDescriptor) error {
+	if err := kvpb.ValidateDescriptor(p); err != nil {
+		return fmt.Errorf("%w: %w", kvpb.ErrBadBatch, err)
+	}
+	return db.createReplica(shard.FromProto(p))
 }
 
 // createReplica starts hosting an empty replica of d here; it fills when
@@ -570,17 +510,11 @@ func (db *DB) recordReplicas(ctx context.Context, shardID uint64) error {
 	if err != nil {
 		return err
 	}
-	d.Replicas = append(append([]uint64(nil), p.voters...), p.learners...)
-	sort.Slice(d.Replicas, func(i, j int) bool { return d.Replicas[i] < d.Replicas[j] })
-	_, err = db.doLocked(ctx, &request{op: opSystemPut, shard: shard.SystemID, key: shard.DirectoryKey(d.ID), value: d.Encode()})
-	return err
+	d.Replicas = append(append([]uint64(nil), p.GetVoters()...), p.GetLearners()...)
+	slices.Sort(d.Replicas)
+	return db.systemPut(ctx, shard.DirectoryKey(d.ID), d.Encode())
 }
 
-func contains(ids []uint64, id uint64) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
-}
+// pollBackoff paces the loops that wait for a replica to catch up or a
+// leadership to move.
+var pollBackoff = retry.Config{Name: "poll", Options: retry.Options{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond}}

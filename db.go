@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/strata-kv/strata/mvcc"
 	"github.com/strata-kv/strata/raftnode"
+	"github.com/strata-kv/strata/replica"
+	"github.com/strata-kv/strata/router"
 	"github.com/strata-kv/strata/shard"
 	"github.com/strata-kv/strata/statemachine"
 	"github.com/strata-kv/strata/storage"
@@ -32,6 +35,10 @@ type DB struct {
 	eng  *storage.Engine
 	node *raftnode.Node
 	tr   *transport.GRPC // nil for a single node without peers
+	// store serves batches on this node's replicas; sender routes every
+	// request of the node (the embedding API's and forwarded ones).
+	store  *replica.Store
+	sender *router.DistSender
 	// router maps keys to shards; nil until a joining node has joined.
 	router atomic.Pointer[shard.Router]
 
@@ -44,11 +51,6 @@ type DB struct {
 	// replica of it.
 	peersMu sync.Mutex
 	peers   map[uint64]bool
-	// via maps a shard ID to the replica that last served a request this
-	// node forwarded to it for want of a local replica that knows the
-	// leader: the next such request tries it first, rather than the
-	// replicas in directory order, which may start with one that is down.
-	via     sync.Map
 	ops     sync.WaitGroup // calls in flight; Close waits for them
 	closing chan struct{}
 	bg      sync.WaitGroup // background goroutines (GC)
@@ -97,7 +99,19 @@ func (db *DB) open() error {
 		return err
 	}
 	db.node = node
-	node.SetForwardHandler(db.serveForward)
+	db.store, err = replica.New(replica.Config{
+		NodeID:           db.opts.NodeID,
+		Node:             node,
+		Engine:           db.eng,
+		SystemShard:      shard.SystemID,
+		UnsafeLocalReads: db.opts.UnsafeLocalReads,
+		Descriptor:       db.userDescriptor,
+		CreateReplica:    db.createReplicaProto,
+		Directory:        db.localDirectory,
+	})
+	if err != nil {
+		return err
+	}
 
 	descs, err := db.loadDirectory()
 	if err != nil {
@@ -123,8 +137,10 @@ func (db *DB) open() error {
 		db.router.Store(r)
 	}
 
+	var tr transport.Transport // nil for a single node
 	if len(db.opts.InitialCluster) > 1 || db.opts.PeerAddr != "" {
-		db.tr, err = transport.New(transport.Config{NodeID: db.opts.NodeID, ListenAddr: db.opts.PeerAddr, Handler: node})
+		db.tr, err = transport.New(transport.Config{NodeID: db.opts.NodeID, ListenAddr: db.opts.PeerAddr,
+			Handler: node, Forward: forwardHandler{db}})
 		if err != nil {
 			return err
 		}
@@ -133,14 +149,23 @@ func (db *DB) open() error {
 				db.tr.AddPeer(id, addr)
 			}
 		}
-		var tr transport.Transport = db.tr
+		tr = db.tr
 		if db.opts.WrapTransport != nil {
 			tr = db.opts.WrapTransport(tr)
 		}
-		node.Start(tr)
-	} else {
-		node.Start(nil)
 	}
+	db.sender, err = router.New(router.Config{
+		NodeID:    db.opts.NodeID,
+		Local:     db.store,
+		Transport: tr,
+		Routes:    db.routes,
+		Replicas:  db.replicasOf,
+		Closer:    db.closing,
+	})
+	if err != nil {
+		return err
+	}
+	node.Start(tr)
 	if db.opts.GCInterval > 0 {
 		db.bg.Add(1)
 		go db.gcLoop()
@@ -224,7 +249,7 @@ func (db *DB) bootstrap() ([]shard.Descriptor, error) {
 	}
 	var ids []uint64
 	for _, g := range groups {
-		if !contains(g.Peers, db.opts.NodeID) {
+		if !slices.Contains(g.Peers, db.opts.NodeID) {
 			continue
 		}
 		if err := db.node.CreateGroup(g); err != nil {
@@ -430,16 +455,14 @@ func (db *DB) GC() (int, error) {
 	return total, nil
 }
 
-// waitBackoff sleeps for d or until ctx ends or the DB closes.
-func (db *DB) waitBackoff(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-db.closing:
-		return ErrClosed
+// forwardHandler serves the requests other nodes forward to this one, as
+// calls of this DB (Close waits for them).
+type forwardHandler struct{ db *DB }
+
+func (h forwardHandler) HandleForward(ctx context.Context, b []byte) ([]byte, error) {
+	if err := h.db.begin(); err != nil {
+		return nil, err
 	}
+	defer h.db.ops.Done()
+	return h.db.store.HandleForward(ctx, b)
 }

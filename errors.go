@@ -3,6 +3,7 @@ package strata
 import (
 	"errors"
 
+	"github.com/strata-kv/strata/internal/kvpb"
 	"github.com/strata-kv/strata/raftnode"
 )
 
@@ -28,12 +29,12 @@ var (
 	// ErrClosed is returned by calls on a closed DB.
 	ErrClosed = errors.New("strata: db closed")
 	// ErrAmbiguous means a write may or may not have been applied.
-	ErrAmbiguous = raftnode.ErrAmbiguous
+	ErrAmbiguous = kvpb.ErrAmbiguous
 	// ErrStopped means the node stopped, e.g. after a storage failure.
 	ErrStopped = raftnode.ErrStopped
 )
 
-// NotLeaderError is returned by a call that could not reach the leader of a
-// shard before its context ended; Leader is the last leader known (0 if
-// none).
-type NotLeaderError = raftnode.NotLeaderError
+// NotLeaderError is returned (wrapped with the context's error) by a call
+// that could not reach the leader of a shard before its context ended;
+// Leader is the last leader known (0 if none).
+type NotLeaderError = kvpb.NotLeaderError

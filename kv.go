@@ -3,15 +3,10 @@ package strata
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"slices"
-	"time"
 
-	"github.com/strata-kv/strata/mvcc"
-	"github.com/strata-kv/strata/raftnode"
-	"github.com/strata-kv/strata/statemachine"
-	"github.com/strata-kv/strata/transport"
+	"github.com/strata-kv/strata/api"
+	"github.com/strata-kv/strata/internal/kvpb"
 )
 
 // KV is a key and its value, as returned by Scan.
@@ -39,17 +34,7 @@ func validateValue(v []byte) error {
 
 // Get returns the value of key, or ErrNotFound. It is linearizable.
 func (db *DB) Get(ctx context.Context, key []byte) ([]byte, error) {
-	if err := validateKey(key); err != nil {
-		return nil, err
-	}
-	resp, err := db.do(ctx, &request{op: opGet, key: key})
-	if err != nil {
-		return nil, err
-	}
-	if !resp.found {
-		return nil, ErrNotFound
-	}
-	return resp.value, nil
+	return db.get(ctx, key, api.ReadLevel_READ_LEVEL_LINEARIZABLE)
 }
 
 // GetSerializable returns the value of key as a replica of its shard has
@@ -59,17 +44,26 @@ func (db *DB) Get(ctx context.Context, key []byte) ([]byte, error) {
 // by as much as that replica lags; it never returns a value that was not
 // written. Like etcd's serializable reads.
 func (db *DB) GetSerializable(ctx context.Context, key []byte) ([]byte, error) {
+	return db.get(ctx, key, api.ReadLevel_READ_LEVEL_SERIALIZABLE)
+}
+
+func (db *DB) get(ctx context.Context, key []byte, level api.ReadLevel) ([]byte, error) {
 	if err := validateKey(key); err != nil {
 		return nil, err
 	}
-	resp, err := db.do(ctx, &request{op: opGet, key: key, stale: true})
+	br, err := db.send(ctx, batch(&kvpb.Header{ReadLevel: level},
+		&kvpb.RequestUnion{Value: &kvpb.RequestUnion_Get{Get: &api.GetRequest{Key: key}}}))
 	if err != nil {
 		return nil, err
 	}
-	if !resp.found {
+	g := br.GetResponses()[0].GetGet()
+	if !g.GetFound() {
 		return nil, ErrNotFound
 	}
-	return resp.value, nil
+	if g.GetValue() == nil {
+		return []byte{}, nil // present and empty (the wire does not tell empty from unset)
+	}
+	return g.GetValue(), nil
 }
 
 // Put sets key to value.
@@ -80,7 +74,7 @@ func (db *DB) Put(ctx context.Context, key, value []byte) error {
 	if err := validateValue(value); err != nil {
 		return err
 	}
-	_, err := db.do(ctx, &request{op: opPut, key: key, value: value})
+	_, err := db.send(ctx, batch(nil, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Put{Put: &api.PutRequest{Key: key, Value: value}}}))
 	return err
 }
 
@@ -89,7 +83,7 @@ func (db *DB) Delete(ctx context.Context, key []byte) error {
 	if err := validateKey(key); err != nil {
 		return err
 	}
-	_, err := db.do(ctx, &request{op: opDelete, key: key})
+	_, err := db.send(ctx, batch(nil, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Delete{Delete: &api.DeleteRequest{Key: key}}}))
 	return err
 }
 
@@ -106,8 +100,12 @@ func (db *DB) CompareAndSwap(ctx context.Context, key, old, new []byte) (bool, e
 	if err := validateValue(new); err != nil {
 		return false, err
 	}
-	resp, err := db.do(ctx, &request{op: opCAS, key: key, old: old, absentA: old == nil, value: new, absentB: new == nil})
-	return err == nil && resp.found, err
+	br, err := db.send(ctx, batch(nil, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Cas{
+		Cas: &api.CompareAndSwapRequest{Key: key, Old: old, New: new}}}))
+	if err != nil {
+		return false, err
+	}
+	return br.GetResponses()[0].GetCas().GetSwapped(), nil
 }
 
 // Scan returns the keys in [start, end) with their values, in key order,
@@ -118,6 +116,19 @@ func (db *DB) Scan(ctx context.Context, start, end []byte, limit int) ([]KV, err
 	return db.scan(ctx, start, end, limit, false)
 }
 
+// ScanKeys is Scan without the values.
+func (db *DB) ScanKeys(ctx context.Context, start, end []byte, limit int) ([][]byte, error) {
+	kvs, err := db.scan(ctx, start, end, limit, true)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([][]byte, len(kvs))
+	for i, kv := range kvs {
+		keys[i] = kv.Key
+	}
+	return keys, nil
+}
+
 func (db *DB) scan(ctx context.Context, start, end []byte, limit int, keysOnly bool) ([]KV, error) {
 	if len(start) > MaxKeySize || len(end) > MaxKeySize {
 		return nil, fmt.Errorf("%w: scan bound over %d bytes", ErrKeyTooLarge, MaxKeySize)
@@ -125,286 +136,42 @@ func (db *DB) scan(ctx context.Context, start, end []byte, limit int, keysOnly b
 	if end != nil && bytes.Compare(end, start) <= 0 {
 		return nil, fmt.Errorf("%w: end %q is not after start %q", ErrInvalidRange, end, start)
 	}
-	if err := db.begin(); err != nil {
-		return nil, err
+	sc := &api.ScanRequest{Start: start, End: end, KeysOnly: keysOnly}
+	if limit > 0 {
+		sc.Limit = uint32(min(limit, 1<<31))
 	}
-	defer db.ops.Done()
-	router, err := db.routes()
+	br, err := db.send(ctx, batch(nil, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Scan{Scan: sc}}))
 	if err != nil {
 		return nil, err
 	}
-	var out []KV
-	for _, d := range router.Overlapping(start, end) {
-		s, e := start, end
-		if bytes.Compare(d.Start, s) > 0 {
-			s = d.Start
-		}
-		if d.End != nil && (e == nil || bytes.Compare(d.End, e) < 0) {
-			e = d.End
-		}
-		req := &request{op: opScan, shard: d.ID, key: s, value: e, absentA: e == nil, keysOnly: keysOnly}
-		if limit > 0 {
-			req.limit = limit - len(out)
-		}
-		resp, err := db.doLocked(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, resp.kvs...)
-		if limit > 0 && len(out) >= limit {
-			break
+	kvs := br.GetResponses()[0].GetScan().GetKvs()
+	out := make([]KV, len(kvs))
+	for i, kv := range kvs {
+		out[i] = KV{Key: kv.GetKey(), Value: kv.GetValue()}
+		if !keysOnly && out[i].Value == nil {
+			out[i].Value = []byte{}
 		}
 	}
 	return out, nil
 }
 
-// do runs req against the leader of its shard, retrying on a missing or
-// moved leader and on dropped proposals until ctx ends.
-func (db *DB) do(ctx context.Context, req *request) (response, error) {
-	if err := db.begin(); err != nil {
-		return response{}, err
+// batch returns a batch of reqs with header h (nil: the defaults), routed
+// by its keys.
+func batch(h *kvpb.Header, reqs ...*kvpb.RequestUnion) *kvpb.BatchRequest {
+	if h == nil {
+		h = &kvpb.Header{}
 	}
-	defer db.ops.Done()
-	return db.doLocked(ctx, req)
+	return &kvpb.BatchRequest{Header: h, Requests: reqs}
 }
 
-// errRetry marks a failure after which the request certainly did not take
-// effect and may be sent again.
-var errRetry = errors.New("strata: retry")
-
-func (db *DB) doLocked(ctx context.Context, req *request) (response, error) {
-	if req.shard == 0 {
-		router, err := db.routes()
-		if err != nil {
-			return response{}, err
-		}
-		req.shard = router.Lookup(req.key).ID
-	}
-	backoff := 2 * time.Millisecond
-	var last error
-	for attempt := 0; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			if last != nil {
-				return response{}, fmt.Errorf("%w (last attempt: %v)", err, last)
-			}
-			return response{}, err
-		}
-		resp, err := db.execLocal(ctx, req)
-		var nle *NotLeaderError
-		var via uint64 // the replica a request with no local leader went to
-		if db.tr != nil && (errors.Is(err, raftnode.ErrUnknownGroup) || (errors.As(err, &nle) && nle.Leader == 0)) {
-			// No local replica, or one that knows no leader (new, or cut
-			// off): ask another replica, which serves the request or names
-			// its leader.
-			if other := db.otherReplica(req.shard, attempt); other != 0 {
-				via = other
-				resp, err = db.forward(ctx, other, req)
-			}
-		}
-		if errors.As(err, &nle) && nle.Leader != 0 && nle.Leader != db.opts.NodeID && db.tr != nil {
-			if via != 0 {
-				via = nle.Leader
-			}
-			resp, err = db.forward(ctx, nle.Leader, req)
-		}
-		if via != 0 {
-			db.noteVia(req.shard, via, err)
-		}
-		switch {
-		case err == nil:
-			return resp, nil
-		case errors.As(err, &nle), errors.Is(err, raftnode.ErrProposalDropped), errors.Is(err, errRetry),
-			errors.Is(err, raftnode.ErrUnknownGroup):
-			last = err
-		default:
-			return response{}, err
-		}
-		if err := db.waitBackoff(ctx, backoff); err != nil {
-			if errors.Is(err, ErrClosed) {
-				return response{}, err
-			}
-			continue // reported at the top of the loop, with the last error
-		}
-		backoff = min(2*backoff, 100*time.Millisecond)
-	}
-}
-
-// otherReplica returns the replica of shard, other than this node, to ask
-// on the attempt-th try: first the one that served the last forwarded
-// request (db.via), then the others in turn; 0 if there is none.
-func (db *DB) otherReplica(shardID uint64, attempt int) uint64 {
-	d, err := db.descriptor(shardID)
-	if err != nil {
-		return 0
-	}
-	var others []uint64
-	for _, id := range d.Replicas {
-		if id != db.opts.NodeID {
-			others = append(others, id)
-		}
-	}
-	if len(others) == 0 {
-		return 0
-	}
-	if v, ok := db.via.Load(shardID); ok {
-		if i := slices.Index(others, v.(uint64)); i >= 0 {
-			return others[(i+attempt)%len(others)]
-		}
-	}
-	return others[attempt%len(others)]
-}
-
-// noteVia records node as the replica to forward shard's requests to when
-// it served one (err is its answer), or forgets it when it could not.
-func (db *DB) noteVia(shardID, node uint64, err error) {
-	var nle *NotLeaderError
-	switch {
-	case errors.Is(err, errRetry), errors.Is(err, ErrAmbiguous), errors.As(err, &nle),
-		errors.Is(err, raftnode.ErrUnknownGroup):
-		db.via.CompareAndDelete(shardID, node)
-	default:
-		db.via.Store(shardID, node)
-	}
-}
-
-// execLocal runs req on the local replica of its shard.
-func (db *DB) execLocal(ctx context.Context, req *request) (response, error) {
-	switch req.op {
-	case opGet, opScan:
-		if !db.opts.UnsafeLocalReads && !req.stale {
-			if err := db.node.ReadIndex(ctx, req.shard); err != nil {
-				return response{}, err
-			}
-		}
-		if req.stale {
-			// Served only by a node that hosts the shard: a node without
-			// a replica must ask one (it would read nothing here).
-			if _, err := db.node.AppliedIndex(req.shard); err != nil {
-				return response{}, err
-			}
-		}
-		if req.op == opGet {
-			v, _, found, err := mvcc.Get(db.eng.DB(), req.key, mvcc.MaxTimestamp)
-			return response{found: found, value: v}, err
-		}
-		var end []byte
-		if !req.absentA {
-			end = req.value
-		}
-		kvs, err := mvcc.Scan(db.eng.DB(), req.key, end, mvcc.MaxTimestamp, req.limit, req.keysOnly)
-		if err != nil {
-			return response{}, err
-		}
-		resp := response{kvs: make([]KV, len(kvs))}
-		for i, kv := range kvs {
-			resp.kvs[i] = KV{Key: kv.Key, Value: kv.Value}
-		}
-		return resp, nil
-	case opBatch:
-		// The origin encoded the command; check it is one before proposing.
-		if c, err := statemachine.Decode(req.value); err != nil || c.Op != statemachine.OpBatch {
-			return response{}, fmt.Errorf("%w: batch command", errBadWire)
-		}
-		res, err := db.node.Propose(ctx, req.shard, req.value)
-		if err == nil {
-			err = res.Err
-		}
-		return response{}, err
-	case opSystemPut:
-		cmd := statemachine.Command{Op: statemachine.OpSystemPut, Key: req.key, Value: req.value, NewAbsent: req.absentB}
-		res, err := db.node.Propose(ctx, req.shard, cmd.Encode())
-		if err == nil {
-			err = res.Err
-		}
-		return response{}, err
-	case opConfChange, opTransfer, opProgress, opCreateReplica, opDirectory:
-		return db.execAdmin(ctx, req)
-	case opPut, opDelete, opCAS:
-		cmd := statemachine.Command{Key: req.key}
-		switch req.op {
-		case opPut:
-			cmd.Op, cmd.Value = statemachine.OpPut, req.value
-		case opDelete:
-			cmd.Op = statemachine.OpDelete
-		case opCAS:
-			cmd.Op, cmd.Old, cmd.OldAbsent, cmd.New, cmd.NewAbsent = statemachine.OpCAS, req.old, req.absentA, req.value, req.absentB
-		}
-		res, err := db.node.Propose(ctx, req.shard, cmd.Encode())
-		if err != nil {
-			return response{}, err
-		}
-		if res.Err != nil {
-			return response{}, res.Err
-		}
-		return response{found: bytes.Equal(res.Data, statemachine.Swapped)}, nil
-	}
-	return response{}, fmt.Errorf("strata: unknown request op %d", req.op)
-}
-
-// forward sends req to node leader and turns its answer back into the
-// errors execLocal would have returned there.
-func (db *DB) forward(ctx context.Context, leader uint64, req *request) (response, error) {
-	out, err := db.node.Forward(ctx, leader, req.encode())
-	if err != nil {
-		if errors.Is(err, transport.ErrNotSent) || errors.Is(err, transport.ErrUnknownPeer) {
-			return response{}, fmt.Errorf("%w: %w", errRetry, err)
-		}
-		if req.op.isWrite() {
-			// The leader may have received and proposed it.
-			return response{}, fmt.Errorf("%w: forwarding to node %d: %w", ErrAmbiguous, leader, err)
-		}
-		return response{}, fmt.Errorf("%w: forwarding to node %d: %w", errRetry, leader, err)
-	}
-	resp, err := decodeResponse(out)
-	if err != nil {
-		if req.op.isWrite() {
-			return response{}, fmt.Errorf("%w: node %d: %w", ErrAmbiguous, leader, err)
-		}
-		return response{}, err
-	}
-	switch resp.code {
-	case codeOK:
-		return resp, nil
-	case codeNotLeader:
-		return response{}, &NotLeaderError{Group: req.shard, Leader: resp.leader}
-	case codeDropped:
-		return response{}, raftnode.ErrProposalDropped
-	case codeAmbiguous:
-		return response{}, fmt.Errorf("%w: on node %d: %s", ErrAmbiguous, leader, resp.message)
-	case codeUnavailable:
-		return response{}, fmt.Errorf("%w: node %d: %s", errRetry, leader, resp.message)
-	}
-	if req.op.isWrite() {
-		// An unexpected failure on the leader: it may have proposed.
-		return response{}, fmt.Errorf("%w: node %d: %s", ErrAmbiguous, leader, resp.message)
-	}
-	return response{}, fmt.Errorf("strata: node %d: %s", leader, resp.message)
-}
-
-// serveForward executes a request forwarded by another node.
-func (db *DB) serveForward(ctx context.Context, b []byte) ([]byte, error) {
+// send sends ba through the node's router.
+func (db *DB) send(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchResponse, error) {
 	if err := db.begin(); err != nil {
 		return nil, err
 	}
 	defer db.ops.Done()
-	req, err := decodeRequest(b)
-	if err != nil {
+	if _, err := db.routes(); err != nil {
 		return nil, err
 	}
-	resp, err := db.execLocal(ctx, &req)
-	var nle *NotLeaderError
-	switch {
-	case err == nil:
-	case errors.As(err, &nle):
-		resp = response{code: codeNotLeader, leader: nle.Leader}
-	case errors.Is(err, raftnode.ErrProposalDropped):
-		resp = response{code: codeDropped}
-	case errors.Is(err, ErrAmbiguous):
-		resp = response{code: codeAmbiguous, message: err.Error()}
-	case errors.Is(err, ErrStopped), errors.Is(err, raftnode.ErrUnknownGroup):
-		resp = response{code: codeUnavailable, message: err.Error()}
-	default:
-		resp = response{code: codeError, message: err.Error()}
-	}
-	return resp.encode(), nil
+	return db.sender.Send(ctx, ba)
 }

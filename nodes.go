@@ -7,9 +7,10 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/strata-kv/strata/shard"
+	"github.com/strata-kv/strata/internal/kvpb"
 	"github.com/strata-kv/strata/storage"
 	"github.com/strata-kv/strata/transport"
+	"google.golang.org/protobuf/proto"
 )
 
 // NodeRecord is a node's entry in the cluster's node registry, kept in the
@@ -28,24 +29,22 @@ func nodeRegistryKey(id uint64) []byte {
 }
 
 func (r *NodeRecord) encode() []byte {
-	b := []byte{1}
-	b = binary.AppendUvarint(b, r.ID)
-	for _, s := range []string{r.PeerAddr, r.ClientAddr, r.HTTPAddr} {
-		b = appendBytes(b, []byte(s))
+	b, err := proto.Marshal(&kvpb.NodeRecord{Id: r.ID, PeerAddr: r.PeerAddr, ClientAddr: r.ClientAddr, HttpAddr: r.HTTPAddr})
+	if err != nil {
+		panic(fmt.Sprintf("strata: marshal node record: %v", err)) // only on a bug: no required fields
 	}
 	return b
 }
 
 func decodeNodeRecord(b []byte) (NodeRecord, error) {
-	w := wire{b: b}
-	if v := w.byte(); v != 1 {
-		return NodeRecord{}, fmt.Errorf("strata: node record version %d", v)
+	p := &kvpb.NodeRecord{}
+	if err := proto.Unmarshal(b, p); err != nil {
+		return NodeRecord{}, fmt.Errorf("strata: malformed node record: %w", err)
 	}
-	r := NodeRecord{ID: w.uvarint(), PeerAddr: string(w.bytes()), ClientAddr: string(w.bytes()), HTTPAddr: string(w.bytes())}
-	if w.err != nil || len(w.b) != 0 {
-		return NodeRecord{}, errors.New("strata: malformed node record")
+	if p.GetId() == 0 {
+		return NodeRecord{}, errors.New("strata: malformed node record: no node ID")
 	}
-	return r, nil
+	return NodeRecord{ID: p.GetId(), PeerAddr: p.GetPeerAddr(), ClientAddr: p.GetClientAddr(), HTTPAddr: p.GetHttpAddr()}, nil
 }
 
 // RegisterNode records (or updates) a node in the registry of the system
@@ -54,12 +53,7 @@ func (db *DB) RegisterNode(ctx context.Context, r NodeRecord) error {
 	if r.ID == 0 {
 		return errors.New("strata: node ID must be > 0")
 	}
-	if err := db.begin(); err != nil {
-		return err
-	}
-	defer db.ops.Done()
-	_, err := db.doLocked(ctx, &request{op: opSystemPut, shard: shard.SystemID, key: nodeRegistryKey(r.ID), value: r.encode()})
-	return err
+	return db.systemPut(ctx, nodeRegistryKey(r.ID), r.encode())
 }
 
 // ForgetNode removes a node from the registry. It does not touch the
@@ -70,14 +64,7 @@ func (db *DB) ForgetNode(ctx context.Context, id uint64) error {
 	if id == 0 || id == db.opts.NodeID {
 		return fmt.Errorf("strata: cannot forget node %d from itself", id)
 	}
-	if err := db.begin(); err != nil {
-		return err
-	}
-	defer db.ops.Done()
-	if _, err := db.doLocked(ctx, &request{op: opSystemPut, shard: shard.SystemID, key: nodeRegistryKey(id), absentB: true}); err != nil {
-		return err
-	}
-	return nil
+	return db.systemPut(ctx, nodeRegistryKey(id), nil)
 }
 
 // TransportStats returns the counters of the node's transport to its

@@ -38,9 +38,6 @@ type Node struct {
 
 	nextID atomic.Uint64 // proposal and read-round IDs
 
-	// forward serves requests forwarded by other nodes.
-	forward atomic.Pointer[func(context.Context, []byte) ([]byte, error)]
-
 	mu struct {
 		sync.RWMutex
 		groups map[uint64]*group
@@ -709,27 +706,4 @@ func (n *Node) ReportUnreachable(peer uint64) {
 		g.mu.rn.ReportUnreachable(peer)
 		g.mu.Unlock()
 	}
-}
-
-// HandleForward is set by the layer above to serve forwarded requests.
-func (n *Node) HandleForward(ctx context.Context, req []byte) ([]byte, error) {
-	h := n.forward.Load()
-	if h == nil {
-		return nil, errors.New("raftnode: no forward handler")
-	}
-	return (*h)(ctx, req)
-}
-
-// SetForwardHandler sets the function that serves requests forwarded by
-// other nodes.
-func (n *Node) SetForwardHandler(h func(context.Context, []byte) ([]byte, error)) {
-	n.forward.Store(&h)
-}
-
-// Forward sends req to node to, which serves it with its forward handler.
-func (n *Node) Forward(ctx context.Context, to uint64, req []byte) ([]byte, error) {
-	if n.tr == nil {
-		return nil, fmt.Errorf("raftnode: no transport to reach node %d", to)
-	}
-	return n.tr.Forward(ctx, to, req)
 }

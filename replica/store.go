@@ -70,6 +70,10 @@ func New(cfg Config) (*Store, error) {
 	return &Store{cfg: cfg}, nil
 }
 
+// Err returns why the node stopped (after a storage failure, or Close), or
+// nil while it runs. A stopped node's batches fail with kvpb.ErrUnavailable.
+func (s *Store) Err() error { return s.cfg.Node.Err() }
+
 // Send serves ba on the local replica of ba.Header.ShardId. Exactly one of
 // the response and the error is non-nil. Errors are kvpb's typed errors
 // (matched with errors.Is and errors.As; the local cause stays in the
@@ -143,7 +147,7 @@ func inRange(d *kvpb.ShardDescriptor, start, end []byte) bool {
 	if bytes.Compare(start, d.GetStart()) < 0 {
 		return false
 	}
-	if !d.HasEnd() {
+	if d.End == nil {
 		return true
 	}
 	if end == nil {
@@ -309,4 +313,61 @@ func (s *Store) kvError(id uint64, err error) error {
 		return fmt.Errorf("%w: %w", kvpb.ErrUnavailable, err)
 	}
 	return err
+}
+
+// HandleNode serves a request to this node about itself. Its error is in
+// the response.
+func (s *Store) HandleNode(ctx context.Context, req *kvpb.NodeRequest) *kvpb.NodeResponse {
+	resp := &kvpb.NodeResponse{}
+	if err := kvpb.ValidateNodeRequest(req); err != nil {
+		resp.Error = kvpb.ErrorOf(err)
+		return resp
+	}
+	if id := req.GetNodeId(); id != s.cfg.NodeID {
+		resp.Error = kvpb.ErrorOf(fmt.Errorf("%w: request for node %d reached node %d", kvpb.ErrUnavailable, id, s.cfg.NodeID))
+		return resp
+	}
+	switch r := req.GetValue().(type) {
+	case *kvpb.NodeRequest_CreateReplica:
+		if err := s.cfg.CreateReplica(ctx, r.CreateReplica.GetShard()); err != nil {
+			resp.Error = kvpb.ErrorOf(err)
+			return resp
+		}
+		resp.Value = &kvpb.NodeResponse_CreateReplica{CreateReplica: &kvpb.CreateReplicaResponse{}}
+	case *kvpb.NodeRequest_Directory:
+		ds, err := s.cfg.Directory()
+		if err != nil {
+			resp.Error = kvpb.ErrorOf(fmt.Errorf("%w: %w", kvpb.ErrUnavailable, err))
+			return resp
+		}
+		resp.Value = &kvpb.NodeResponse_Directory{Directory: &kvpb.DirectoryResponse{Descriptors: ds}}
+	default:
+		resp.Error = kvpb.ErrorOf(fmt.Errorf("%w: node request %T", kvpb.ErrBadBatch, r))
+	}
+	return resp
+}
+
+// HandleForward serves a kvpb.PeerRequest another node sent (the
+// transport's forwarded-request handler): a batch on a local replica, or a
+// node request. Failures travel in the answer as kvpb.Error; an error
+// return means the request did not decode.
+func (s *Store) HandleForward(ctx context.Context, b []byte) ([]byte, error) {
+	req := &kvpb.PeerRequest{}
+	if err := proto.Unmarshal(b, req); err != nil {
+		return nil, fmt.Errorf("%w: forwarded request: %w", kvpb.ErrBadBatch, err)
+	}
+	resp := &kvpb.PeerResponse{}
+	switch r := req.GetValue().(type) {
+	case *kvpb.PeerRequest_Batch:
+		br, err := s.Send(ctx, r.Batch)
+		if err != nil {
+			br = &kvpb.BatchResponse{Error: kvpb.ErrorOf(err)}
+		}
+		resp.Value = &kvpb.PeerResponse_Batch{Batch: br}
+	case *kvpb.PeerRequest_Node:
+		resp.Value = &kvpb.PeerResponse_Node{Node: s.HandleNode(ctx, r.Node)}
+	default:
+		return nil, fmt.Errorf("%w: forwarded request %T", kvpb.ErrBadBatch, r)
+	}
+	return proto.Marshal(resp)
 }

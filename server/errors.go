@@ -65,7 +65,7 @@ func statusOf(err error, clientAddr func(uint64) string) error {
 	case errors.Is(err, strata.ErrAmbiguous):
 		return withInfo(codes.Unknown, err, ReasonAmbiguous, nil)
 	case errors.As(err, &nle):
-		md := map[string]string{"shard_id": strconv.FormatUint(nle.Group, 10), "leader_id": "", "leader_addr": ""}
+		md := map[string]string{"shard_id": strconv.FormatUint(nle.Shard, 10), "leader_id": "", "leader_addr": ""}
 		if nle.Leader != 0 {
 			md["leader_id"] = strconv.FormatUint(nle.Leader, 10)
 			if clientAddr != nil {

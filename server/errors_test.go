@@ -30,11 +30,11 @@ func TestStatusOf(t *testing.T) {
 		{name: "ambiguous", err: fmt.Errorf("%w: forwarding", strata.ErrAmbiguous), code: codes.Unknown, reason: ReasonAmbiguous},
 		{name: "ambiguous deadline", err: fmt.Errorf("%w: %w", strata.ErrAmbiguous, context.DeadlineExceeded), code: codes.Unknown, reason: ReasonAmbiguous},
 		{name: "ambiguous in joined batch error", err: errors.Join(nil, fmt.Errorf("%w: x", strata.ErrAmbiguous)), code: codes.Unknown, reason: ReasonAmbiguous},
-		{name: "not leader, known", err: &strata.NotLeaderError{Group: 3, Leader: 2}, code: codes.Unavailable, reason: ReasonNotLeader,
+		{name: "not leader, known", err: &strata.NotLeaderError{Shard: 3, Leader: 2}, code: codes.Unavailable, reason: ReasonNotLeader,
 			md: map[string]string{"shard_id": "3", "leader_id": "2", "leader_addr": "10.0.0.2:7370"}},
-		{name: "not leader, address unknown", err: fmt.Errorf("wrapped: %w", &strata.NotLeaderError{Group: 3, Leader: 5}), code: codes.Unavailable, reason: ReasonNotLeader,
+		{name: "not leader, address unknown", err: fmt.Errorf("wrapped: %w", &strata.NotLeaderError{Shard: 3, Leader: 5}), code: codes.Unavailable, reason: ReasonNotLeader,
 			md: map[string]string{"shard_id": "3", "leader_id": "5", "leader_addr": ""}},
-		{name: "not leader, leader unknown", err: &strata.NotLeaderError{Group: 4}, code: codes.Unavailable, reason: ReasonNotLeader,
+		{name: "not leader, leader unknown", err: &strata.NotLeaderError{Shard: 4}, code: codes.Unavailable, reason: ReasonNotLeader,
 			md: map[string]string{"shard_id": "4", "leader_id": "", "leader_addr": ""}},
 		{name: "closed", err: strata.ErrClosed, code: codes.Unavailable, reason: ReasonNodeUnavailable},
 		{name: "stopped", err: fmt.Errorf("%w: fsync", strata.ErrStopped), code: codes.Unavailable, reason: ReasonNodeUnavailable},
@@ -77,7 +77,7 @@ func TestStatusOf(t *testing.T) {
 }
 
 func TestStatusOfNilResolver(t *testing.T) {
-	st := status.Convert(statusOf(&strata.NotLeaderError{Group: 2, Leader: 3}, nil))
+	st := status.Convert(statusOf(&strata.NotLeaderError{Shard: 2, Leader: 3}, nil))
 	if st.Code() != codes.Unavailable {
 		t.Fatalf("code %v", st.Code())
 	}

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/strata-kv/strata/internal/kvpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // SystemID is the ID of the system shard, which holds the shard directory
@@ -18,10 +21,13 @@ var ErrBadDescriptor = errors.New("shard: malformed descriptor")
 // Descriptor describes one user shard: the user keys [Start, End) and the
 // nodes holding replicas. A nil End means "to the end of the key space".
 type Descriptor struct {
-	ID       uint64
-	Start    []byte
-	End      []byte
-	Replicas []uint64
+	ID uint64
+	// Generation grows with every change of the shard's key range (split,
+	// merge); a request routed with another generation is refused.
+	Generation uint64
+	Start      []byte
+	End        []byte
+	Replicas   []uint64
 }
 
 // Contains reports whether key falls in the shard.
@@ -37,106 +43,50 @@ func DirectoryKey(id uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte(DirectoryPrefix), id)
 }
 
-// Encode returns the stored form of d:
-//
-//	version(1)=1 | uvarint id | uvarint len | start | hasEnd(1) | [uvarint len | end] | uvarint n | n × uvarint replica
+// Encode returns the stored form of d: its kvpb.ShardDescriptor in
+// protobuf.
 func (d *Descriptor) Encode() []byte {
-	b := []byte{1}
-	b = binary.AppendUvarint(b, d.ID)
-	b = binary.AppendUvarint(b, uint64(len(d.Start)))
-	b = append(b, d.Start...)
-	if d.End == nil {
-		b = append(b, 0)
-	} else {
-		b = append(b, 1)
-		b = binary.AppendUvarint(b, uint64(len(d.End)))
-		b = append(b, d.End...)
-	}
-	b = binary.AppendUvarint(b, uint64(len(d.Replicas)))
-	for _, r := range d.Replicas {
-		b = binary.AppendUvarint(b, r)
+	b, err := proto.Marshal(d.Proto())
+	if err != nil {
+		panic(fmt.Sprintf("shard: marshal descriptor: %v", err)) // only on a bug: the message has no required fields
 	}
 	return b
 }
 
-// Decode parses the stored form of a descriptor.
-func Decode(b []byte) (Descriptor, error) {
-	r := reader{b: b}
-	if v := r.byte(); v != 1 {
-		return Descriptor{}, fmt.Errorf("%w: version %d", ErrBadDescriptor, v)
+// Proto returns d as the wire message.
+func (d *Descriptor) Proto() *kvpb.ShardDescriptor {
+	p := &kvpb.ShardDescriptor{Id: d.ID, Generation: d.Generation, Start: d.Start, Replicas: d.Replicas}
+	if d.End != nil {
+		p.End = d.End
 	}
-	d := Descriptor{ID: r.uvarint()}
-	d.Start = r.bytes()
+	return p
+}
+
+// FromProto returns the descriptor p carries; its slices are p's.
+func FromProto(p *kvpb.ShardDescriptor) Descriptor {
+	d := Descriptor{ID: p.GetId(), Generation: p.GetGeneration(), Start: p.GetStart(), Replicas: p.GetReplicas()}
 	if d.Start == nil {
 		d.Start = []byte{}
 	}
-	switch hasEnd := r.byte(); hasEnd {
-	case 0:
-	case 1:
-		d.End = r.bytes()
+	if p.End != nil {
+		d.End = p.GetEnd()
 		if d.End == nil {
 			d.End = []byte{}
 		}
-	default:
-		return Descriptor{}, fmt.Errorf("%w: end flag %d", ErrBadDescriptor, hasEnd)
 	}
-	n := r.uvarint()
-	if n > uint64(len(b)) {
-		return Descriptor{}, fmt.Errorf("%w: %d replicas", ErrBadDescriptor, n)
-	}
-	for i := uint64(0); i < n; i++ {
-		d.Replicas = append(d.Replicas, r.uvarint())
-	}
-	if r.err != nil {
-		return Descriptor{}, r.err
-	}
-	if len(r.b) != 0 {
-		return Descriptor{}, fmt.Errorf("%w: %d trailing bytes", ErrBadDescriptor, len(r.b))
-	}
-	return d, nil
+	return d
 }
 
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) fail(what string) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: truncated %s", ErrBadDescriptor, what)
+// Decode parses the stored form of a descriptor.
+func Decode(b []byte) (Descriptor, error) {
+	p := &kvpb.ShardDescriptor{}
+	if err := proto.Unmarshal(b, p); err != nil {
+		return Descriptor{}, fmt.Errorf("%w: %w", ErrBadDescriptor, err)
 	}
-	r.b = nil
-}
-
-func (r *reader) byte() byte {
-	if len(r.b) < 1 {
-		r.fail("byte")
-		return 0
+	if err := kvpb.ValidateDescriptor(p); err != nil {
+		return Descriptor{}, fmt.Errorf("%w: %w", ErrBadDescriptor, err)
 	}
-	v := r.b[0]
-	r.b = r.b[1:]
-	return v
-}
-
-func (r *reader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail("integer")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) bytes() []byte {
-	l := r.uvarint()
-	if l > uint64(len(r.b)) {
-		r.fail("bytes")
-		return nil
-	}
-	v := append([]byte(nil), r.b[:l]...)
-	r.b = r.b[l:]
-	return v
+	return FromProto(p), nil
 }
 
 // Initial returns the user shards of a new cluster: shards split at

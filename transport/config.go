@@ -15,8 +15,11 @@ type Config struct {
 	// ListenAddr is the host:port to serve on; "127.0.0.1:0" picks a free
 	// port (see GRPC.Addr).
 	ListenAddr string
-	// Handler receives inbound traffic.
+	// Handler receives inbound raft traffic.
 	Handler Handler
+	// Forward serves forwarded requests. Default: none; a forwarded request
+	// then fails with codes.Unimplemented.
+	Forward ForwardHandler
 
 	// QueueSize is the number of envelopes queued per peer before Send drops.
 	// Default 4096.

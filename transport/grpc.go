@@ -168,7 +168,7 @@ func (t *GRPC) Send(envs []Envelope) {
 	}
 }
 
-// Forward sends req to node to, which answers with its Handler.HandleForward.
+// Forward sends req to node to, which answers with its ForwardHandler.
 // ctx bounds the call; its deadline travels to the remote handler.
 func (t *GRPC) Forward(ctx context.Context, to uint64, req []byte) ([]byte, error) {
 	p, err := t.peer(to)

@@ -78,6 +78,9 @@ func (r *recorder) unreachableCount(peer uint64) int {
 func newTestTransport(tb testing.TB, id uint64, h Handler, mutate func(*Config)) *GRPC {
 	tb.Helper()
 	cfg := Config{NodeID: id, ListenAddr: "127.0.0.1:0", Handler: h}
+	if f, ok := h.(ForwardHandler); ok {
+		cfg.Forward = f
+	}
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -79,7 +79,10 @@ func (s *server) Forward(ctx context.Context, req *transportpb.ForwardRequest) (
 			"transport: forward for node %d reached node %d", req.GetTo(), t.cfg.NodeID)
 	}
 	t.stats.forwardsReceived.Add(1)
-	resp, err := t.cfg.Handler.HandleForward(ctx, req.GetRequest())
+	if t.cfg.Forward == nil {
+		return nil, status.Errorf(codes.Unimplemented, "transport: node %d serves no forwarded requests", t.cfg.NodeID)
+	}
+	resp, err := t.cfg.Forward.HandleForward(ctx, req.GetRequest())
 	if err != nil {
 		return nil, toStatus(err)
 	}

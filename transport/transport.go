@@ -32,7 +32,7 @@ type Envelope struct {
 	Msg   *raftpb.Message
 }
 
-// Handler receives inbound traffic. It is implemented by raftnode.
+// Handler receives inbound raft traffic. It is implemented by raftnode.
 type Handler interface {
 	// HandleMessages is called with a batch of raft messages received from
 	// node `from`. It must not block for long. The handler owns envs and the
@@ -44,15 +44,19 @@ type Handler interface {
 	// sender it was applied/accepted. ctx is cancelled if the sender goes
 	// away.
 	HandleSnapshot(ctx context.Context, env Envelope, body io.Reader) error
-	// HandleForward executes a forwarded client request (opaque bytes) and
-	// returns the opaque response. A gRPC status error is passed to the
-	// caller as is; any other error reaches it as codes.Unknown with the
-	// error's text.
-	HandleForward(ctx context.Context, req []byte) ([]byte, error)
 	// ReportUnreachable is called when messages to peer could not be
 	// delivered (dial failure, broken stream, full queue). It is called from
 	// the transport's own goroutines, never from inside Send.
 	ReportUnreachable(peer uint64)
+}
+
+// ForwardHandler serves the requests other nodes forward (Transport.Forward).
+// It is implemented by package replica.
+type ForwardHandler interface {
+	// HandleForward executes a forwarded request (opaque bytes) and returns
+	// the opaque response. A gRPC status error is passed to the caller as
+	// is; any other error reaches it as codes.Unknown with the error's text.
+	HandleForward(ctx context.Context, req []byte) ([]byte, error)
 }
 
 // Transport is what raftnode uses to reach other nodes. The gRPC
@@ -70,7 +74,7 @@ type Transport interface {
 	// SendSnapshot streams a snapshot to env.Msg.To and blocks until the
 	// receiver's HandleSnapshot returned; it returns that error.
 	SendSnapshot(ctx context.Context, env Envelope, body io.Reader) error
-	// Forward is a unary call to node `to`'s HandleForward.
+	// Forward is a unary call to node `to`'s ForwardHandler.
 	Forward(ctx context.Context, to uint64, req []byte) ([]byte, error)
 	// Close stops everything and waits for the transport's goroutines.
 	Close() error

@@ -494,7 +494,7 @@ func TestCloseStopsEverything(t *testing.T) {
 	recs := []*recorder{newRecorder(), newRecorder(), newRecorder()}
 	var trs []*GRPC
 	for i, rec := range recs {
-		tr, err := New(Config{NodeID: uint64(i + 1), ListenAddr: "127.0.0.1:0", Handler: rec})
+		tr, err := New(Config{NodeID: uint64(i + 1), ListenAddr: "127.0.0.1:0", Handler: rec, Forward: rec})
 		if err != nil {
 			t.Fatal(err)
 		}

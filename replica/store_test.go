@@ -1,0 +1,180 @@
+package replica_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/strata-kv/strata/api"
+	"github.com/strata-kv/strata/internal/kvpb"
+	"github.com/strata-kv/strata/mvcc"
+	"github.com/strata-kv/strata/raftnode"
+	"github.com/strata-kv/strata/replica"
+	"github.com/strata-kv/strata/statemachine"
+	"github.com/strata-kv/strata/storage"
+	"google.golang.org/protobuf/proto"
+)
+
+// userShard is the test's user shard: keys [a, m).
+var userShard = &kvpb.ShardDescriptor{Id: 2, Start: []byte("a"), End: []byte("m"), Replicas: []uint64{1}}
+
+// newStore starts a single node hosting the system shard and userShard,
+// and waits until it leads both.
+func newStore(t *testing.T) *replica.Store {
+	t.Helper()
+	eng, err := storage.Open(storage.Options{Dir: "db", FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := raftnode.New(raftnode.Config{NodeID: 1, Engine: eng, StateMachine: &statemachine.KV{SystemGroup: 1},
+		TickInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sysStart, sysEnd := storage.SystemSpan()
+	start, end := mvcc.Span(userShard.Start, userShard.End)
+	for _, g := range []raftnode.GroupConfig{
+		{ID: 1, Spans: []raftnode.Span{{Start: sysStart, End: sysEnd}}, Peers: []uint64{1}},
+		{ID: 2, Spans: []raftnode.Span{{Start: start, End: end}}, Peers: []uint64{1}},
+	} {
+		if err := n.CreateGroup(g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.Start(nil)
+	t.Cleanup(func() {
+		_ = n.Close()
+		_ = eng.Close()
+	})
+	s, err := replica.New(replica.Config{
+		NodeID: 1, Node: n, Engine: eng,
+		Descriptor: func(id uint64) (*kvpb.ShardDescriptor, bool) {
+			if id == userShard.Id {
+				return userShard, true
+			}
+			return nil, false
+		},
+		CreateReplica: func(context.Context, *kvpb.ShardDescriptor) error { return errors.New("not here") },
+		Directory:     func() ([]*kvpb.ShardDescriptor, error) { return []*kvpb.ShardDescriptor{userShard}, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, g := range []uint64{1, 2} {
+		for {
+			if _, leader, err := n.Leader(g); err == nil && leader {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node does not lead group %d", g)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return s
+}
+
+func put(key, value string) *kvpb.RequestUnion {
+	return &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Put{Put: &api.PutRequest{Key: []byte(key), Value: []byte(value)}}}
+}
+
+func get(key string) *kvpb.RequestUnion {
+	return &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Get{Get: &api.GetRequest{Key: []byte(key)}}}
+}
+
+func to(shard uint64, reqs ...*kvpb.RequestUnion) *kvpb.BatchRequest {
+	return &kvpb.BatchRequest{Header: &kvpb.Header{ShardId: shard}, Requests: reqs}
+}
+
+// TestStoreServes: a write and a linearizable and a serializable read of
+// it, through the typed path.
+func TestStoreServes(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if _, err := s.Send(ctx, to(2, put("b", "1"), put("c", "2"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, level := range []api.ReadLevel{api.ReadLevel_READ_LEVEL_LINEARIZABLE, api.ReadLevel_READ_LEVEL_SERIALIZABLE} {
+		ba := to(2, get("b"), get("c"), get("d"))
+		ba.Header.ReadLevel = level
+		br, err := s.Send(ctx, ba)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := br.GetResponses()
+		if !got[0].GetGet().GetFound() || string(got[0].GetGet().GetValue()) != "1" ||
+			string(got[1].GetGet().GetValue()) != "2" || got[2].GetGet().GetFound() {
+			t.Fatalf("%v: reads = %v", level, got)
+		}
+	}
+}
+
+// TestStoreRefusesOutsideShard: a key outside the shard's range, a system
+// request on a user shard (and the reverse), and a shard the node does not
+// host are refused at evaluation, with the current descriptor for a
+// mismatch, and change nothing.
+func TestStoreRefusesOutsideShard(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	var sme *kvpb.ShardMismatchError
+	for name, ba := range map[string]*kvpb.BatchRequest{
+		"key after the range":  to(2, put("b", "1"), put("z", "1")),
+		"key before the range": to(2, get("0")),
+		"scan past the end": to(2, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Scan{Scan: &api.ScanRequest{
+			Start: []byte("b"), End: []byte("n")}}}),
+		"stale generation": {Header: &kvpb.Header{ShardId: 2, ShardGeneration: 7}, Requests: []*kvpb.RequestUnion{get("b")}},
+	} {
+		_, err := s.Send(ctx, ba)
+		if !errors.As(err, &sme) || len(sme.Descriptors) != 1 || !proto.Equal(sme.Descriptors[0], userShard) {
+			t.Errorf("%s: %v, want a ShardMismatchError with the shard's descriptor", name, err)
+		}
+	}
+	if _, err := s.Send(ctx, to(9, get("b"))); !errors.As(err, &sme) {
+		t.Errorf("unknown shard: %v, want ShardMismatchError", err)
+	}
+	sys := &kvpb.RequestUnion{Value: &kvpb.RequestUnion_SystemPut{SystemPut: &kvpb.SystemPutRequest{Key: []byte("x"), Value: []byte("y")}}}
+	if _, err := s.Send(ctx, to(2, sys)); !errors.Is(err, kvpb.ErrBadBatch) {
+		t.Errorf("system write on a user shard: %v, want ErrBadBatch", err)
+	}
+	if _, err := s.Send(ctx, to(1, put("b", "1"))); !errors.Is(err, kvpb.ErrBadBatch) {
+		t.Errorf("user write on the system shard: %v, want ErrBadBatch", err)
+	}
+	br, err := s.Send(ctx, to(2, get("b")))
+	if err != nil || br.GetResponses()[0].GetGet().GetFound() {
+		t.Fatalf("a refused batch wrote: %v, %v", br, err)
+	}
+}
+
+// TestHandleForward: a forwarded batch is served and its failure travels
+// typed; garbage is refused; a node request for another node is refused.
+func TestHandleForward(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if _, err := s.HandleForward(ctx, []byte{0xff, 0xff}); !errors.Is(err, kvpb.ErrBadBatch) {
+		t.Fatalf("garbage: %v", err)
+	}
+	b, _ := proto.Marshal(&kvpb.PeerRequest{Value: &kvpb.PeerRequest_Batch{Batch: to(2, get("z"))}})
+	out, err := s.HandleForward(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := &kvpb.PeerResponse{}
+	if err := proto.Unmarshal(out, resp); err != nil {
+		t.Fatal(err)
+	}
+	var sme *kvpb.ShardMismatchError
+	if err := resp.GetBatch().GetError().Err(); !errors.As(err, &sme) {
+		t.Fatalf("forwarded out-of-range read: %v, want ShardMismatchError", err)
+	}
+	nr := s.HandleNode(ctx, &kvpb.NodeRequest{NodeId: 5, Value: &kvpb.NodeRequest_Directory{Directory: &kvpb.DirectoryRequest{}}})
+	if err := nr.GetError().Err(); !errors.Is(err, kvpb.ErrUnavailable) {
+		t.Fatalf("node request for node 5 on node 1: %v", err)
+	}
+	nr = s.HandleNode(ctx, &kvpb.NodeRequest{NodeId: 1, Value: &kvpb.NodeRequest_Directory{Directory: &kvpb.DirectoryRequest{}}})
+	if nr.GetError() != nil || len(nr.GetDirectory().GetDescriptors()) != 1 {
+		t.Fatalf("directory: %v", nr)
+	}
+}
