@@ -228,9 +228,12 @@ func (o *Oracle) startSaveLocked(target Timestamp) *save {
 		defer o.wg.Done()
 		err := o.persister.SaveLimit(o.ctx, target)
 		o.mu.Lock()
-		if err != nil {
+		switch {
+		case err != nil && o.mu.closed:
+			s.err = ErrClosed
+		case err != nil:
 			s.err = fmt.Errorf("tso: saving limit %v: %w", target, err)
-		} else {
+		default:
 			o.mu.limit = max(o.mu.limit, target)
 		}
 		o.mu.save = nil

@@ -284,3 +284,27 @@ func TestOracleErrors(t *testing.T) {
 		t.Fatalf("Next after Close = %v", err)
 	}
 }
+
+// TestOracleCloseWhileWaiting checks that a batch waiting for a save ends
+// with ErrClosed when the oracle closes.
+func TestOracleCloseWhileWaiting(t *testing.T) {
+	ctx := testContext(t)
+	clock := newManualClock()
+	p := &memPersister{}
+	o := openOracle(t, ctx, p, clock)
+	started := make(chan struct{}, 1)
+	p.mu.Lock()
+	p.mu.gate, p.mu.started = make(chan struct{}), started
+	p.mu.Unlock()
+	clock.Advance(time.Minute) // past the limit
+	errc := make(chan error, 1)
+	go func() {
+		_, err := o.Next(ctx, 1)
+		errc <- err
+	}()
+	<-started
+	o.Close()
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Next during Close = %v, want ErrClosed", err)
+	}
+}
