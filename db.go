@@ -80,14 +80,14 @@ func (db *DB) open() error {
 		return err
 	}
 	node, err := raftnode.New(raftnode.Config{
-		NodeID:        db.opts.NodeID,
-		Engine:        db.eng,
-		StateMachine:  &statemachine.KV{SystemGroup: shard.SystemID},
-		TickInterval:  db.opts.TickInterval,
-		ElectionTicks: db.opts.ElectionTicks,
-		LeaseReads:    db.opts.LeaseReads,
-		LogRetain:     db.opts.LogRetain,
-		Observer:      db.opts.Observer,
+		NodeID:           db.opts.NodeID,
+		Engine:           db.eng,
+		StateMachine:     &statemachine.KV{SystemGroup: shard.SystemID},
+		TickInterval:     db.opts.TickInterval,
+		ElectionTicks:    db.opts.ElectionTicks,
+		UnsafeLeaseReads: db.opts.UnsafeLeaseReads,
+		LogRetain:        db.opts.LogRetain,
+		Observer:         db.opts.Observer,
 		OnGroupRemoved: func(uint64) {
 			// A failed commit stops the engine, and with it the node.
 			_ = db.saveReplicaList()

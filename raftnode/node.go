@@ -228,7 +228,7 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 	g := &group{id: cfg.ID, spans: cfg.Spans, keepData: cfg.KeepDataOnRemoval, log: rl, applied: applied, lastApplyTerm: applied.Term}
 	rl.SetSnapshotter(func() (*raftpb.Snapshot, error) { return n.buildSnapshot(g) })
 	readOnly := raft.ReadOnlySafe
-	if n.cfg.LeaseReads {
+	if n.cfg.UnsafeLeaseReads {
 		readOnly = raft.ReadOnlyLeaseBased
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
