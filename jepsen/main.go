@@ -184,8 +184,8 @@ func run(args []string) int {
 // matrixRuns returns the runs of a matrix. short: every nemesis alone with
 // the flags' workloads, then the expected-failure runs: register with
 // unsafe local reads under leader isolation, and register with raft's
-// tick-counted lease reads (the planted bug of issue 10's defect 2) under
-// pauses. long: every nemesis alone, every pair and all of them, on 5 nodes
+// tick-counted lease reads (the planted bug of issue 10's defect 2), also
+// under leader isolation. long: every nemesis alone, every pair and all of them, on 5 nodes
 // unless --nodes was given; then the same expected-failure runs.
 func matrixRuns(kind string, base harness.Config, dir string, fs *flag.FlagSet) []harness.Config {
 	set := map[string]bool{}
@@ -226,10 +226,13 @@ func matrixRuns(kind string, base harness.Config, dir string, fs *flag.FlagSet) 
 		// A replica that answers without asking anyone is stale as soon as
 		// it is cut off from a leader that moved on.
 		{"unsafe-local-reads", "STRATA_DEBUG_UNSAFE_LOCAL_READS=1", "partition-leader"},
-		// A paused leader's lease does not expire while it sleeps: on
-		// SIGCONT it answers reads from it before it hears of the new
-		// leader that was elected, and wrote, meanwhile.
-		{"unsafe-lease-reads", "STRATA_DEBUG_UNSAFE_LEASE_READS=1", "pause"},
+		// A leader cut off from its followers answers from its lease until
+		// its CheckQuorum fails, up to two election timeouts, while the
+		// followers elect a new leader after one and write through it.
+		// (The pause nemesis alone did not catch it in 4 rounds: it pauses
+		// a random node, often not a leader, and on SIGCONT the old
+		// leader mostly hears of the new term before it serves a read.)
+		{"unsafe-lease-reads", "STRATA_DEBUG_UNSAFE_LEASE_READS=1", "partition-leader"},
 	} {
 		unsafe := base
 		unsafe.Workloads = []string{"register"}

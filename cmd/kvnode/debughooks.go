@@ -38,7 +38,8 @@ const (
 	// answers linearizable reads from raft's tick-counted lease, without a
 	// heartbeat round, so a leader that is cut off or paused serves stale
 	// reads. It is the lease-read bug of issue 10 kept as a planted bug
-	// that the checkers (jepsen's pause and partition nemeses) must catch.
+	// that the checkers (jepsen's expected-failure run under leader
+	// isolation) must catch.
 	envUnsafeLeaseReads = "STRATA_DEBUG_UNSAFE_LEASE_READS"
 )
 
