@@ -386,10 +386,12 @@ func (db *DB) installDirectory(kvs []KV) error {
 	if err != nil {
 		return fmt.Errorf("strata: join: directory from member: %w", err)
 	}
-	if err := b.Set(replicasKey, encodeIDs(db.node.Groups()), nil); err != nil {
+	if err := b.Set(bootstrappedKey, []byte{1}, nil); err != nil {
 		return err
 	}
-	if err := b.Set(bootstrappedKey, []byte{1}, nil); err != nil {
+	db.replicaListMu.Lock()
+	defer db.replicaListMu.Unlock()
+	if err := b.Set(replicasKey, encodeIDs(db.node.Groups()), nil); err != nil {
 		return err
 	}
 	if err := db.eng.Commit(b, true); err != nil {
@@ -547,7 +549,14 @@ func (db *DB) createReplica(d shard.Descriptor) error {
 }
 
 // saveReplicaList records which groups this node hosts, for the next Open.
+// Concurrent calls (replica creation, and the raft loop after a removal)
+// are serialized from reading the groups to the commit: otherwise a save
+// that read the groups first could commit last and drop a group another
+// one had added (issue 10, defect 7). It must not be called with anything
+// held that the raft loop waits for.
 func (db *DB) saveReplicaList() error {
+	db.replicaListMu.Lock()
+	defer db.replicaListMu.Unlock()
 	b := db.eng.NewBatch()
 	defer b.Close()
 	if err := b.Set(replicasKey, encodeIDs(db.node.Groups()), nil); err != nil {

@@ -44,6 +44,10 @@ type DB struct {
 	// replica of it.
 	peersMu sync.Mutex
 	peers   map[uint64]bool
+	// replicaListMu is held from reading the hosted groups to committing
+	// them as the saved replica list (replicasKey), so that of two
+	// concurrent saves the later one never commits the older list.
+	replicaListMu sync.Mutex
 	// via maps a shard ID to the replica that last served a request this
 	// node forwarded to it for want of a local replica that knows the
 	// leader: the next such request tries it first, rather than the
