@@ -43,6 +43,9 @@ type Node struct {
 	mu struct {
 		sync.RWMutex
 		groups map[uint64]*group
+		// destroys are the DestroyGroup calls waiting for the loop, by
+		// group.
+		destroys map[uint64][]chan error
 	}
 
 	work    chan struct{} // signals the loop; capacity 1
