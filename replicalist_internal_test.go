@@ -1,6 +1,7 @@
 package strata
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -30,7 +31,7 @@ func TestSaveReplicaListConcurrentCreations(t *testing.T) {
 			// elects, which does not matter here.
 			d := shard.Descriptor{ID: next, Start: fmt.Appendf(nil, "k%06d", next), End: fmt.Appendf(nil, "k%06d~", next)}
 			wg.Go(func() {
-				if err := db.createReplica(d); err != nil {
+				if err := db.createReplica(context.Background(), d, false); err != nil {
 					t.Error(err)
 				}
 			})
