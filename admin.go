@@ -592,8 +592,8 @@ func (db *DB) createReplicaOn(ctx context.Context, node uint64, d shard.Descript
 
 // createReplica starts hosting an empty replica of d here; it fills when
 // the leader sends it a snapshot or its log. An existing replica is kept,
-// unless fresh: then the caller knows from d's leader that this node is
-// not a member, so the replica is stale and is destroyed first.
+// unless fresh: then, if d's leader confirms that this node is not a
+// member, the replica is stale and is destroyed first.
 func (db *DB) createReplica(ctx context.Context, d shard.Descriptor, fresh bool) error {
 	g := userGroup(d)
 	if d.ID == shard.SystemID {
@@ -601,6 +601,17 @@ func (db *DB) createReplica(ctx context.Context, d shard.Descriptor, fresh bool)
 	}
 	g.Peers = nil
 	if fresh {
+		// Destroying a member's replica would lose a copy of the data:
+		// ask the leader rather than trust the request (or the local
+		// replica, which still counts itself a member).
+		self := db.opts.NodeID
+		p, err := db.progress(ctx, d.ID, self)
+		if err != nil {
+			return fmt.Errorf("strata: ask shard %d's leader whether node %d is a member: %w", d.ID, self, err)
+		}
+		if contains(p.voters, self) || contains(p.learners, self) {
+			return fmt.Errorf("strata: shard %d's leader counts node %d as a member: its replica is not stale", d.ID, self)
+		}
 		if err := db.node.DestroyGroup(ctx, d.ID); err != nil && !errors.Is(err, raftnode.ErrUnknownGroup) {
 			return fmt.Errorf("strata: drop the stale replica of shard %d: %w", d.ID, err)
 		}
