@@ -201,6 +201,12 @@ const (
 // AddReplica gives node a replica of shard: the node starts hosting it
 // empty, joins as a learner, catches up from the leader (by log or
 // snapshot), and is then promoted to voter. It returns once the node votes.
+//
+// A replica the node still hosts from before it was removed (it was down
+// when that happened) is stale: it is replaced by an empty one before the
+// node joins, and the node is promoted only once it reports that its own
+// replica is live, counts itself a member and has applied everything the
+// leader had committed when the learner joined.
 func (db *DB) AddReplica(ctx context.Context, shardID, node uint64) error {
 	if err := db.begin(); err != nil {
 		return err
@@ -217,17 +223,41 @@ func (db *DB) AddReplica(ctx context.Context, shardID, node uint64) error {
 	if contains(p.voters, node) {
 		return nil // already a voter
 	}
-	if err := db.createReplicaOn(ctx, node, d); err != nil {
-		return err
+	learner := contains(p.learners, node)
+	if learner {
+		// A learner from an earlier AddReplica: its replica is catching
+		// up, if it still has one. If not, an empty one cannot take its
+		// place: the leader's progress for it would make the new replica
+		// commit entries it does not have. Take the learner out first.
+		rs, err := db.replicaStateOn(ctx, node, shardID)
+		if err != nil {
+			return err
+		}
+		if !rs.hosted {
+			if _, err := db.doLocked(ctx, &request{op: opConfChange, shard: shardID, node: node, value: []byte{changeRemove}}); err != nil {
+				return fmt.Errorf("strata: remove node %d, a learner of shard %d without a replica: %w", node, shardID, err)
+			}
+			learner = false
+		}
 	}
-	if !contains(p.learners, node) {
+	if !learner {
+		// Not a member: whatever replica the node hosts is from before
+		// its removal (it was down then), and would replay that removal,
+		// and destroy itself, while acknowledging the log the leader sends
+		// it. The node must replace it with an empty one.
+		if err := db.createReplicaOn(ctx, node, d, true); err != nil {
+			return err
+		}
 		if _, err := db.doLocked(ctx, &request{op: opConfChange, shard: shardID, node: node, value: []byte{changeAddLearner}}); err != nil {
 			return fmt.Errorf("strata: add node %d to shard %d as learner: %w", node, shardID, err)
 		}
 	}
 	// Wait until the learner has everything the leader had committed when
-	// the wait began (a fixed target: under steady writes the commit index
-	// moves on, and the learner would never quite catch it).
+	// the wait began, after the learner joined (a fixed target: under
+	// steady writes the commit index moves on, and the learner would never
+	// quite catch it). The leader's view of it is not enough: its match
+	// may count acknowledgements of a replica that has destroyed itself
+	// since. The node must say so itself.
 	var target uint64
 	for {
 		p, err := db.progress(ctx, shardID, node)
@@ -237,11 +267,21 @@ func (db *DB) AddReplica(ctx context.Context, shardID, node uint64) error {
 		if target == 0 {
 			target = p.commit
 		}
-		if p.match >= target {
+		rs, err := db.replicaStateOn(ctx, node, shardID)
+		if err != nil {
+			return err
+		}
+		if !rs.hosted {
+			// Gone (it applied a removal of this node). AddReplica again
+			// takes the learner out and starts over.
+			return fmt.Errorf("strata: node %d's new replica of shard %d went away while catching up", node, shardID)
+		}
+		if p.match >= target && rs.member && rs.applied >= target {
 			break
 		}
 		if err := db.waitBackoff(ctx, 20*time.Millisecond); err != nil {
-			return fmt.Errorf("strata: node %d catching up on shard %d (match %d of %d): %w", node, shardID, p.match, target, err)
+			return fmt.Errorf("strata: node %d catching up on shard %d (leader's match %d, node's applied %d of %d, member %v): %w",
+				node, shardID, p.match, rs.applied, target, rs.member, err)
 		}
 	}
 	if _, err := db.doLocked(ctx, &request{op: opConfChange, shard: shardID, node: node, value: []byte{changePromote}}); err != nil {
@@ -386,10 +426,12 @@ func (db *DB) installDirectory(kvs []KV) error {
 	if err != nil {
 		return fmt.Errorf("strata: join: directory from member: %w", err)
 	}
-	if err := b.Set(replicasKey, encodeIDs(db.node.Groups()), nil); err != nil {
+	if err := b.Set(bootstrappedKey, []byte{1}, nil); err != nil {
 		return err
 	}
-	if err := b.Set(bootstrappedKey, []byte{1}, nil); err != nil {
+	db.replicaListMu.Lock()
+	defer db.replicaListMu.Unlock()
+	if err := b.Set(replicasKey, encodeIDs(db.node.Groups()), nil); err != nil {
 		return err
 	}
 	if err := db.eng.Commit(b, true); err != nil {
@@ -497,57 +539,147 @@ func (db *DB) execAdmin(ctx context.Context, req *request) (response, error) {
 		if err != nil {
 			return response{}, err
 		}
-		return response{}, db.createReplica(d)
+		return response{}, db.createReplica(ctx, d, req.fresh)
+	case opReplicaState:
+		rs, err := db.replicaState(req.shard)
+		if err != nil {
+			return response{}, err
+		}
+		return rs.response(), nil
 	}
 	return response{}, fmt.Errorf("strata: unknown request op %d", req.op)
 }
 
-// createReplicaOn makes node host an empty replica of d.
-func (db *DB) createReplicaOn(ctx context.Context, node uint64, d shard.Descriptor) error {
+// askNode runs req on node itself (not on the leader of req's shard),
+// retrying until the node can be reached, and returns its response.
+func (db *DB) askNode(ctx context.Context, node uint64, req *request) (response, error) {
 	if node == db.opts.NodeID {
-		return db.createReplica(d)
+		return db.execAdmin(ctx, req)
 	}
 	if db.tr == nil {
-		return fmt.Errorf("strata: no transport to reach node %d", node)
+		return response{}, fmt.Errorf("strata: no transport to reach node %d", node)
 	}
-	req := &request{op: opCreateReplica, shard: d.ID, value: d.Encode()}
 	for {
 		out, err := db.node.Forward(ctx, node, req.encode())
 		if err == nil {
 			resp, err := decodeResponse(out)
 			if err != nil {
-				return err
+				return response{}, err
 			}
 			if resp.code != codeOK {
-				return fmt.Errorf("strata: node %d cannot host shard %d: %s", node, d.ID, resp.message)
+				return response{}, fmt.Errorf("strata: node %d: %s", node, resp.message)
 			}
-			return nil
+			return resp, nil
 		}
 		if errors.Is(err, transport.ErrUnknownPeer) {
-			return fmt.Errorf("strata: node %d is not a known member: %w", node, err)
+			return response{}, fmt.Errorf("strata: node %d is not a known member: %w", node, err)
 		}
 		if err := db.waitBackoff(ctx, 50*time.Millisecond); err != nil {
-			return fmt.Errorf("strata: reach node %d to host shard %d: %w", node, d.ID, err)
+			return response{}, fmt.Errorf("strata: reach node %d: %w", node, err)
 		}
 	}
 }
 
+// createReplicaOn makes node host a replica of d: an empty one if it has
+// none, or if fresh (replacing the one it has).
+func (db *DB) createReplicaOn(ctx context.Context, node uint64, d shard.Descriptor, fresh bool) error {
+	_, err := db.askNode(ctx, node, &request{op: opCreateReplica, shard: d.ID, value: d.Encode(), fresh: fresh})
+	if err != nil {
+		return fmt.Errorf("strata: node %d cannot host shard %d: %w", node, d.ID, err)
+	}
+	return nil
+}
+
 // createReplica starts hosting an empty replica of d here; it fills when
-// the leader sends it a snapshot or its log.
-func (db *DB) createReplica(d shard.Descriptor) error {
+// the leader sends it a snapshot or its log. An existing replica is kept,
+// unless fresh: then, if d's leader confirms that this node is not a
+// member, the replica is stale and is destroyed first.
+func (db *DB) createReplica(ctx context.Context, d shard.Descriptor, fresh bool) error {
 	g := userGroup(d)
 	if d.ID == shard.SystemID {
 		g = systemGroup(nil)
 	}
 	g.Peers = nil
-	if err := db.node.CreateGroup(g); err != nil && !errors.Is(err, raftnode.ErrGroupExists) {
+	if fresh {
+		// Destroying a member's replica would lose a copy of the data:
+		// ask the leader rather than trust the request (or the local
+		// replica, which still counts itself a member).
+		self := db.opts.NodeID
+		p, err := db.progress(ctx, d.ID, self)
+		if err != nil {
+			return fmt.Errorf("strata: ask shard %d's leader whether node %d is a member: %w", d.ID, self, err)
+		}
+		if contains(p.voters, self) || contains(p.learners, self) {
+			return fmt.Errorf("strata: shard %d's leader counts node %d as a member: its replica is not stale", d.ID, self)
+		}
+		if err := db.node.DestroyGroup(ctx, d.ID); err != nil && !errors.Is(err, raftnode.ErrUnknownGroup) {
+			return fmt.Errorf("strata: drop the stale replica of shard %d: %w", d.ID, err)
+		}
+	}
+	if err := db.node.CreateGroup(g); err != nil && (fresh || !errors.Is(err, raftnode.ErrGroupExists)) {
 		return err
 	}
 	return db.saveReplicaList()
 }
 
+// replicaState is a node's own view of its replica of a shard.
+type replicaState struct {
+	hosted  bool   // the node hosts a replica
+	applied uint64 // the replica's applied index
+	member  bool   // its applied configuration has the node as a voter or learner
+}
+
+func (rs replicaState) response() response {
+	b := binary.AppendUvarint(nil, rs.applied)
+	if rs.member {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	return response{found: rs.hosted, value: b}
+}
+
+func decodeReplicaState(resp response) (replicaState, error) {
+	w := wire{b: resp.value}
+	rs := replicaState{hosted: resp.found, applied: w.uvarint()}
+	rs.member = w.byte() == 1
+	if w.err != nil || len(w.b) != 0 {
+		return replicaState{}, fmt.Errorf("%w: replica state", errBadWire)
+	}
+	return rs, nil
+}
+
+// replicaState returns the state of the local replica of shardID.
+func (db *DB) replicaState(shardID uint64) (replicaState, error) {
+	st, err := db.node.Status(shardID)
+	if errors.Is(err, raftnode.ErrUnknownGroup) {
+		return replicaState{}, nil
+	}
+	if err != nil {
+		return replicaState{}, err
+	}
+	self := db.opts.NodeID
+	return replicaState{hosted: true, applied: st.Applied, member: contains(st.Voters, self) || contains(st.Learners, self)}, nil
+}
+
+// replicaStateOn asks node for the state of its replica of shardID.
+func (db *DB) replicaStateOn(ctx context.Context, node, shardID uint64) (replicaState, error) {
+	resp, err := db.askNode(ctx, node, &request{op: opReplicaState, shard: shardID})
+	if err != nil {
+		return replicaState{}, fmt.Errorf("strata: state of node %d's replica of shard %d: %w", node, shardID, err)
+	}
+	return decodeReplicaState(resp)
+}
+
 // saveReplicaList records which groups this node hosts, for the next Open.
+// Concurrent calls (replica creation, and the raft loop after a removal)
+// are serialized from reading the groups to the commit: otherwise a save
+// that read the groups first could commit last and drop a group another
+// one had added (issue 10, defect 7). It must not be called with anything
+// held that the raft loop waits for.
 func (db *DB) saveReplicaList() error {
+	db.replicaListMu.Lock()
+	defer db.replicaListMu.Unlock()
 	b := db.eng.NewBatch()
 	defer b.Close()
 	if err := b.Set(replicasKey, encodeIDs(db.node.Groups()), nil); err != nil {

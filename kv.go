@@ -317,7 +317,7 @@ func (db *DB) execLocal(ctx context.Context, req *request) (response, error) {
 			err = res.Err
 		}
 		return response{}, err
-	case opConfChange, opTransfer, opProgress, opCreateReplica, opDirectory:
+	case opConfChange, opTransfer, opProgress, opCreateReplica, opDirectory, opReplicaState:
 		return db.execAdmin(ctx, req)
 	case opPut, opDelete, opCAS:
 		cmd := statemachine.Command{Key: req.key}

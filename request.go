@@ -18,6 +18,7 @@ type request struct {
 	absentB  bool   // CAS: new absent (delete)
 	keysOnly bool
 	stale    bool // a read served from local state without ReadIndex
+	fresh    bool // opCreateReplica: replace any existing replica with an empty one
 	limit    int
 	node     uint64 // the node a membership, transfer or progress request is about
 }
@@ -35,8 +36,9 @@ const (
 	opConfChange    // value: a raftpb.ConfChangeType (1 byte), node: the member; run by the shard's leader
 	opTransfer      // node: the node to hand leadership to
 	opProgress      // node: a member; the leader answers its commit, the member's match and the membership
-	opCreateReplica // value: an encoded shard descriptor; the receiving node starts hosting it
+	opCreateReplica // value: an encoded shard descriptor; the receiving node starts hosting it (fresh: an empty one)
 	opDirectory     // the receiving node answers its shard directory (kvs: key, descriptor)
+	opReplicaState  // the receiving node answers its own replica's state (found: hosted; value: applied, member)
 )
 
 func (o reqOp) isWrite() bool {
@@ -79,7 +81,7 @@ func appendBytes(b, p []byte) []byte {
 
 func (r *request) encode() []byte {
 	var flags byte
-	for i, f := range []bool{r.absentA, r.absentB, r.keysOnly, r.stale} {
+	for i, f := range []bool{r.absentA, r.absentB, r.keysOnly, r.stale, r.fresh} {
 		if f {
 			flags |= 1 << i
 		}
@@ -100,7 +102,7 @@ func decodeRequest(b []byte) (request, error) {
 	}
 	r := request{op: reqOp(d.byte())}
 	flags := d.byte()
-	r.absentA, r.absentB, r.keysOnly, r.stale = flags&1 != 0, flags&2 != 0, flags&4 != 0, flags&8 != 0
+	r.absentA, r.absentB, r.keysOnly, r.stale, r.fresh = flags&1 != 0, flags&2 != 0, flags&4 != 0, flags&8 != 0, flags&16 != 0
 	r.shard = d.uvarint()
 	r.limit = int(d.uvarint())
 	r.node = d.uvarint()
@@ -108,7 +110,7 @@ func decodeRequest(b []byte) (request, error) {
 	if d.err != nil || len(d.b) != 0 {
 		return request{}, fmt.Errorf("%w: request", errBadWire)
 	}
-	if r.op < opGet || r.op > opDirectory {
+	if r.op < opGet || r.op > opReplicaState {
 		return request{}, fmt.Errorf("%w: op %d", errBadWire, r.op)
 	}
 	return r, nil
