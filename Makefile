@@ -77,7 +77,7 @@ proto-check:
 clean:
 	rm -rf bin strata-data
 
-## jepsen: real kvnode clusters under faults (root; installs iptables if missing): each nemesis once with register+set, plus an unsafe-reads run that must fail (~5 min). JEPSEN_ARGS adds flags.
+## jepsen: real kvnode clusters under faults (root; installs iptables if missing): each nemesis once with register+set, plus the unsafe-reads runs (local reads, lease reads) that must fail (~6 min). JEPSEN_ARGS adds flags.
 ## jepsen-long: every nemesis combination on 5 nodes, a minute of faults each (about an hour)
 JEPSEN_DIR ?= $(or $(TMPDIR),/tmp)/strata-jepsen/$(shell date +%Y%m%d-%H%M%S)
 .PHONY: jepsen jepsen-long jepsen-build

@@ -233,6 +233,12 @@ func (db *DB) changeReplicas(ctx context.Context, shardID, node uint64, t kvpb.C
 // AddReplica gives node a replica of shard: the node starts hosting it
 // empty, joins as a learner, catches up from the leader (by log or
 // snapshot), and is then promoted to voter. It returns once the node votes.
+//
+// A replica the node still hosts from before it was removed (it was down
+// when that happened) is stale: it is replaced by an empty one before the
+// node joins, and the node is promoted only once it reports that its own
+// replica is live, counts itself a member and has applied everything the
+// leader had committed when the learner joined.
 func (db *DB) AddReplica(ctx context.Context, shardID, node uint64) error {
 	if err := db.begin(); err != nil {
 		return err
@@ -249,17 +255,41 @@ func (db *DB) AddReplica(ctx context.Context, shardID, node uint64) error {
 	if slices.Contains(p.GetVoters(), node) {
 		return nil // already a voter
 	}
-	if err := db.createReplicaOn(ctx, node, d); err != nil {
-		return err
+	learner := slices.Contains(p.GetLearners(), node)
+	if learner {
+		// A learner from an earlier AddReplica: its replica is catching
+		// up, if it still has one. If not, an empty one cannot take its
+		// place: the leader's progress for it would make the new replica
+		// commit entries it does not have. Take the learner out first.
+		rs, err := db.replicaStateOn(ctx, node, shardID)
+		if err != nil {
+			return err
+		}
+		if !rs.GetHosted() {
+			if err := db.changeReplicas(ctx, shardID, node, kvpb.ChangeReplicasType_CHANGE_REPLICAS_TYPE_REMOVE); err != nil {
+				return fmt.Errorf("strata: remove node %d, a learner of shard %d without a replica: %w", node, shardID, err)
+			}
+			learner = false
+		}
 	}
-	if !slices.Contains(p.GetLearners(), node) {
+	if !learner {
+		// Not a member: whatever replica the node hosts is from before
+		// its removal (it was down then), and would replay that removal,
+		// and destroy itself, while acknowledging the log the leader sends
+		// it. The node must replace it with an empty one.
+		if err := db.createReplicaOn(ctx, node, d, true); err != nil {
+			return err
+		}
 		if err := db.changeReplicas(ctx, shardID, node, kvpb.ChangeReplicasType_CHANGE_REPLICAS_TYPE_ADD_LEARNER); err != nil {
 			return fmt.Errorf("strata: add node %d to shard %d as learner: %w", node, shardID, err)
 		}
 	}
 	// Wait until the learner has everything the leader had committed when
-	// the wait began (a fixed target: under steady writes the commit index
-	// moves on, and the learner would never quite catch it).
+	// the wait began, after the learner joined (a fixed target: under
+	// steady writes the commit index moves on, and the learner would never
+	// quite catch it). The leader's view of it is not enough: its match
+	// may count acknowledgements of a replica that has destroyed itself
+	// since. The node must say so itself.
 	var target uint64
 	poll := retry.NewBackoffer(ctx, retry.BackofferOptions{Closer: db.closing})
 	for {
@@ -270,11 +300,20 @@ func (db *DB) AddReplica(ctx context.Context, shardID, node uint64) error {
 		if target == 0 {
 			target = p.GetCommit()
 		}
-		if p.GetMatch() >= target {
+		rs, err := db.replicaStateOn(ctx, node, shardID)
+		if err != nil {
+			return err
+		}
+		if !rs.GetHosted() {
+			// Gone (it applied a removal of this node). AddReplica again
+			// takes the learner out and starts over.
+			return fmt.Errorf("strata: node %d's new replica of shard %d went away while catching up", node, shardID)
+		}
+		if p.GetMatch() >= target && rs.GetMember() && rs.GetApplied() >= target {
 			break
 		}
-		if err := poll.Backoff(pollBackoff, fmt.Errorf("node %d catching up on shard %d (match %d of %d)",
-			node, shardID, p.GetMatch(), target)); err != nil {
+		if err := poll.Backoff(pollBackoff, fmt.Errorf("node %d catching up on shard %d (leader's match %d, node's applied %d of %d, member %v)",
+			node, shardID, p.GetMatch(), rs.GetApplied(), target, rs.GetMember())); err != nil {
 			return fmt.Errorf("strata: %w", err)
 		}
 	}
@@ -416,10 +455,12 @@ func (db *DB) installDirectory(descs []*kvpb.ShardDescriptor) error {
 	if err != nil {
 		return fmt.Errorf("strata: join: directory from member: %w", err)
 	}
-	if err := b.Set(replicasKey, encodeIDs(db.node.Groups()), nil); err != nil {
+	if err := b.Set(bootstrappedKey, []byte{1}, nil); err != nil {
 		return err
 	}
-	if err := b.Set(bootstrappedKey, []byte{1}, nil); err != nil {
+	db.replicaListMu.Lock()
+	defer db.replicaListMu.Unlock()
+	if err := b.Set(replicasKey, encodeIDs(db.node.Groups()), nil); err != nil {
 		return err
 	}
 	if err := db.eng.Commit(b, true); err != nil {
@@ -438,56 +479,100 @@ func (db *DB) progress(ctx context.Context, shardID, node uint64) (*kvpb.Progres
 	return br.GetResponses()[0].GetProgress(), nil
 }
 
-// createReplicaOn makes node host an empty replica of d.
-func (db *DB) createReplicaOn(ctx context.Context, node uint64, d shard.Descriptor) error {
-	if node == db.opts.NodeID {
-		return db.createReplica(d)
+// askNode sends req to node itself (not to the leader of a shard),
+// retrying until the node can be reached or ctx ends, and returns its
+// answer.
+func (db *DB) askNode(ctx context.Context, node uint64, req *kvpb.NodeRequest) (*kvpb.NodeResponse, error) {
+	if node != db.opts.NodeID && db.tr == nil {
+		return nil, fmt.Errorf("strata: no transport to reach node %d", node)
 	}
-	if db.tr == nil {
-		return fmt.Errorf("strata: no transport to reach node %d", node)
-	}
-	req := &kvpb.NodeRequest{Value: &kvpb.NodeRequest_CreateReplica{CreateReplica: &kvpb.CreateReplicaRequest{Shard: d.Proto()}}}
 	poll := retry.NewBackoffer(ctx, retry.BackofferOptions{Closer: db.closing})
 	for {
-		_, err := db.sender.SendNode(ctx, node, req)
+		resp, err := db.sender.SendNode(ctx, node, req)
 		switch {
 		case err == nil:
-			return nil
+			return resp, nil
 		case errors.Is(err, transport.ErrUnknownPeer):
-			return fmt.Errorf("strata: node %d is not a known member: %w", node, err)
+			return nil, fmt.Errorf("strata: node %d is not a known member: %w", node, err)
 		case !errors.Is(err, router.ErrUnreached):
-			return fmt.Errorf("strata: node %d cannot host shard %d: %w", node, d.ID, err)
+			return nil, fmt.Errorf("strata: %w", err)
 		}
 		if err := poll.Backoff(retry.RPC, err); err != nil {
-			return fmt.Errorf("strata: reach node %d to host shard %d: %w", node, d.ID, err)
+			return nil, fmt.Errorf("strata: reach node %d: %w", node, err)
 		}
 	}
+}
+
+// createReplicaOn makes node host a replica of d: an empty one if it has
+// none, or if fresh (replacing the one it has).
+func (db *DB) createReplicaOn(ctx context.Context, node uint64, d shard.Descriptor, fresh bool) error {
+	_, err := db.askNode(ctx, node, &kvpb.NodeRequest{Value: &kvpb.NodeRequest_CreateReplica{
+		CreateReplica: &kvpb.CreateReplicaRequest{Shard: d.Proto(), Fresh: fresh}}})
+	if err != nil {
+		return fmt.Errorf("strata: node %d cannot host shard %d: %w", node, d.ID, err)
+	}
+	return nil
+}
+
+// replicaStateOn asks node for the state of its replica of shardID.
+func (db *DB) replicaStateOn(ctx context.Context, node, shardID uint64) (*kvpb.ReplicaStateResponse, error) {
+	resp, err := db.askNode(ctx, node, &kvpb.NodeRequest{Value: &kvpb.NodeRequest_ReplicaState{
+		ReplicaState: &kvpb.ReplicaStateRequest{ShardId: shardID}}})
+	if err != nil {
+		return nil, fmt.Errorf("strata: state of node %d's replica of shard %d: %w", node, shardID, err)
+	}
+	return resp.GetReplicaState(), nil
 }
 
 // createReplicaProto serves a node request to host a replica.
-func (db *DB) createReplicaProto(_ context.Context, p *kvpb.ShardDescriptor) error {
+func (db *DB) createReplicaProto(ctx context.Context, p *kvpb.ShardDescriptor, fresh bool) error {
 	if err := kvpb.ValidateDescriptor(p); err != nil {
 		return fmt.Errorf("%w: %w", kvpb.ErrBadBatch, err)
 	}
-	return db.createReplica(shard.FromProto(p))
+	return db.createReplica(ctx, shard.FromProto(p), fresh)
 }
 
 // createReplica starts hosting an empty replica of d here; it fills when
-// the leader sends it a snapshot or its log.
-func (db *DB) createReplica(d shard.Descriptor) error {
+// the leader sends it a snapshot or its log. An existing replica is kept,
+// unless fresh: then, if d's leader confirms that this node is not a
+// member, the replica is stale and is destroyed first.
+func (db *DB) createReplica(ctx context.Context, d shard.Descriptor, fresh bool) error {
 	g := userGroup(d)
 	if d.ID == shard.SystemID {
 		g = systemGroup(nil)
 	}
 	g.Peers = nil
-	if err := db.node.CreateGroup(g); err != nil && !errors.Is(err, raftnode.ErrGroupExists) {
+	if fresh {
+		// Destroying a member's replica would lose a copy of the data:
+		// ask the leader rather than trust the request (or the local
+		// replica, which still counts itself a member).
+		self := db.opts.NodeID
+		p, err := db.progress(ctx, d.ID, self)
+		if err != nil {
+			return fmt.Errorf("strata: ask shard %d's leader whether node %d is a member: %w", d.ID, self, err)
+		}
+		if slices.Contains(p.GetVoters(), self) || slices.Contains(p.GetLearners(), self) {
+			return fmt.Errorf("strata: shard %d's leader counts node %d as a member: its replica is not stale", d.ID, self)
+		}
+		if err := db.node.DestroyGroup(ctx, d.ID); err != nil && !errors.Is(err, raftnode.ErrUnknownGroup) {
+			return fmt.Errorf("strata: drop the stale replica of shard %d: %w", d.ID, err)
+		}
+	}
+	if err := db.node.CreateGroup(g); err != nil && (fresh || !errors.Is(err, raftnode.ErrGroupExists)) {
 		return err
 	}
 	return db.saveReplicaList()
 }
 
 // saveReplicaList records which groups this node hosts, for the next Open.
+// Concurrent calls (replica creation, and the raft loop after a removal)
+// are serialized from reading the groups to the commit: otherwise a save
+// that read the groups first could commit last and drop a group another
+// one had added (issue 10, defect 7). It must not be called with anything
+// held that the raft loop waits for.
 func (db *DB) saveReplicaList() error {
+	db.replicaListMu.Lock()
+	defer db.replicaListMu.Unlock()
 	b := db.eng.NewBatch()
 	defer b.Close()
 	if err := b.Set(replicasKey, encodeIDs(db.node.Groups()), nil); err != nil {

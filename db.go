@@ -51,6 +51,10 @@ type DB struct {
 	// replica of it.
 	peersMu sync.Mutex
 	peers   map[uint64]bool
+	// replicaListMu is held from reading the hosted groups to committing
+	// them as the saved replica list (replicasKey), so that of two
+	// concurrent saves the later one never commits the older list.
+	replicaListMu sync.Mutex
 	ops     sync.WaitGroup // calls in flight; Close waits for them
 	closing chan struct{}
 	bg      sync.WaitGroup // background goroutines (GC)
@@ -82,14 +86,14 @@ func (db *DB) open() error {
 		return err
 	}
 	node, err := raftnode.New(raftnode.Config{
-		NodeID:        db.opts.NodeID,
-		Engine:        db.eng,
-		StateMachine:  &statemachine.KV{SystemGroup: shard.SystemID},
-		TickInterval:  db.opts.TickInterval,
-		ElectionTicks: db.opts.ElectionTicks,
-		LeaseReads:    db.opts.LeaseReads,
-		LogRetain:     db.opts.LogRetain,
-		Observer:      db.opts.Observer,
+		NodeID:           db.opts.NodeID,
+		Engine:           db.eng,
+		StateMachine:     &statemachine.KV{SystemGroup: shard.SystemID},
+		TickInterval:     db.opts.TickInterval,
+		ElectionTicks:    db.opts.ElectionTicks,
+		UnsafeLeaseReads: db.opts.UnsafeLeaseReads,
+		LogRetain:        db.opts.LogRetain,
+		Observer:         db.opts.Observer,
 		OnGroupRemoved: func(uint64) {
 			// A failed commit stops the engine, and with it the node.
 			_ = db.saveReplicaList()

@@ -44,14 +44,17 @@ type Options struct {
 	TickInterval time.Duration
 	// ElectionTicks is the election timeout in ticks. Default: 10.
 	ElectionTicks int
-	// LeaseReads serves linearizable reads from the leader's lease, saving
-	// a heartbeat round, at the price of trusting bounded clock drift.
-	// Default: false.
-	LeaseReads bool
 	// UnsafeLocalReads serves reads from the local replica without
 	// confirming leadership. Reads may be stale. For tests of the checkers
 	// only. Default: false.
 	UnsafeLocalReads bool
+	// UnsafeLeaseReads answers linearizable reads on the leader without a
+	// heartbeat round (raft's ReadOnlyLeaseBased). That is NOT safe: a
+	// leader cut off from its followers, paused, or handing over its
+	// leadership keeps answering while a new leader commits writes, so
+	// reads may be stale. It exists only so that the checkers can prove
+	// they catch it. Default: false.
+	UnsafeLeaseReads bool
 	// LogRetain is how many applied raft entries a shard keeps before
 	// truncating its log. Default: 10000.
 	LogRetain uint64

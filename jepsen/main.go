@@ -59,7 +59,7 @@ func run(args []string) int {
 		port      = fs.Int("port", 7370, "client port of every node; peer, gossip and HTTP ports follow")
 		shards    = fs.Int("shards", 3, "user shards")
 		expect    = fs.Bool("expect-violation", false, "the run must find a violation (a checker test)")
-		matrix    = fs.String("matrix", "", "run a matrix instead of one run: short (each nemesis once, plus the unsafe-reads run that must fail) or long (every nemesis combination)")
+		matrix    = fs.String("matrix", "", "run a matrix instead of one run: short (each nemesis once, plus the unsafe-reads runs that must fail) or long (every nemesis combination)")
 		keepData  = fs.Bool("keep-data", false, "keep the nodes' data directories under --dir/data")
 		cleanOnly = fs.Bool("cleanup", false, "only remove what a killed run left in iptables for --ip-base, and exit")
 		nodeEnv   listFlag
@@ -182,9 +182,11 @@ func run(args []string) int {
 }
 
 // matrixRuns returns the runs of a matrix. short: every nemesis alone with
-// the flags' workloads, then the expected-failure run (register with
-// unsafe local reads under leader isolation). long: every nemesis alone,
-// every pair and all of them, on 5 nodes unless --nodes was given.
+// the flags' workloads, then the expected-failure runs: register with
+// unsafe local reads under leader isolation, and register with raft's
+// tick-counted lease reads (the planted bug of issue 10's defect 2), also
+// under leader isolation. long: every nemesis alone, every pair and all of them, on 5 nodes
+// unless --nodes was given; then the same expected-failure runs.
 func matrixRuns(kind string, base harness.Config, dir string, fs *flag.FlagSet) []harness.Config {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -220,16 +222,30 @@ func matrixRuns(kind string, base harness.Config, dir string, fs *flag.FlagSet) 
 		}
 		runs = append(runs, r)
 	}
-	unsafe := base
-	unsafe.Workloads = []string{"register"}
-	unsafe.Nemeses = []string{"partition-leader"}
-	unsafe.Env = append(slices.Clone(base.Env), "STRATA_DEBUG_UNSAFE_LOCAL_READS=1")
-	unsafe.ExpectViolation = true
-	// One illegal key is enough; no need to search every key to the end.
-	unsafe.CheckTimeout = 30 * time.Second
-	unsafe.Seed = 1
-	unsafe.Dir = filepath.Join(dir, fmt.Sprintf("%02d-expected-failure-unsafe-local-reads", len(runs)+1))
-	return append(runs, unsafe)
+	for _, u := range []struct{ name, env, nemesis string }{
+		// A replica that answers without asking anyone is stale as soon as
+		// it is cut off from a leader that moved on.
+		{"unsafe-local-reads", "STRATA_DEBUG_UNSAFE_LOCAL_READS=1", "partition-leader"},
+		// A leader cut off from its followers answers from its lease until
+		// its CheckQuorum fails, up to two election timeouts, while the
+		// followers elect a new leader after one and write through it.
+		// (The pause nemesis alone did not catch it in 4 rounds: it pauses
+		// a random node, often not a leader, and on SIGCONT the old
+		// leader mostly hears of the new term before it serves a read.)
+		{"unsafe-lease-reads", "STRATA_DEBUG_UNSAFE_LEASE_READS=1", "partition-leader"},
+	} {
+		unsafe := base
+		unsafe.Workloads = []string{"register"}
+		unsafe.Nemeses = []string{u.nemesis}
+		unsafe.Env = append(slices.Clone(base.Env), u.env)
+		unsafe.ExpectViolation = true
+		// One illegal key is enough; no need to search every key to the end.
+		unsafe.CheckTimeout = 30 * time.Second
+		unsafe.Seed = 1
+		unsafe.Dir = filepath.Join(dir, fmt.Sprintf("%02d-expected-failure-%s", len(runs)+1, u.name))
+		runs = append(runs, unsafe)
+	}
+	return runs
 }
 
 func split(s string) []string {

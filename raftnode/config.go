@@ -78,10 +78,13 @@ type Config struct {
 	ElectionTicks int
 	// HeartbeatTicks is the heartbeat interval in ticks. Default: 1.
 	HeartbeatTicks int
-	// LeaseReads serves ReadIndex from the leader's lease instead of a
-	// heartbeat round (raft's ReadOnlyLeaseBased). It relies on bounded
-	// clock drift. Default: false.
-	LeaseReads bool
+	// UnsafeLeaseReads answers ReadIndex on the leader at once instead of
+	// after a heartbeat round (raft's ReadOnlyLeaseBased). It is not safe:
+	// raft's lease is counted in ticks, not time, so a leader that is cut
+	// off, paused or transferring its leadership answers reads while a
+	// new leader commits writes. For tests of the checkers only.
+	// Default: false.
+	UnsafeLeaseReads bool
 	// MaxSizePerMsg bounds the entries bytes of one append message.
 	// Default: 1 MiB.
 	MaxSizePerMsg uint64

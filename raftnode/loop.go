@@ -57,6 +57,9 @@ type delivery struct {
 // cycle runs one round of the loop over every group with a Ready:
 // persist all (one batch, one fsync), send, apply all (one batch), advance.
 func (n *Node) cycle() error {
+	if err := n.destroyRequested(); err != nil {
+		return err
+	}
 	n.mu.RLock()
 	groups := make([]*group, 0, len(n.mu.groups))
 	for _, g := range n.mu.groups {

@@ -41,6 +41,9 @@ type Node struct {
 	mu struct {
 		sync.RWMutex
 		groups map[uint64]*group
+		// destroys are the DestroyGroup calls waiting for the loop, by
+		// group.
+		destroys map[uint64][]chan error
 	}
 	// createMu serializes CreateGroup. CreateGroup holds it, and not mu,
 	// across its storage writes: a failed write stops the node, and
@@ -243,7 +246,7 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 	g := &group{id: cfg.ID, spans: cfg.Spans, keepData: cfg.KeepDataOnRemoval, log: rl, applied: applied, lastApplyTerm: applied.Term}
 	rl.SetSnapshotter(func() (*raftpb.Snapshot, error) { return n.buildSnapshot(g) })
 	readOnly := raft.ReadOnlySafe
-	if n.cfg.LeaseReads {
+	if n.cfg.UnsafeLeaseReads {
 		readOnly = raft.ReadOnlyLeaseBased
 	}
 	rn, err := raft.NewRawNode(&raft.Config{

@@ -13,12 +13,13 @@ import (
 	"github.com/strata-kv/strata/raftnode"
 )
 
-// TestReadIndex checks linearizable reads with both read modes: many
+// TestReadIndex checks linearizable reads with both read modes (the
+// unsafe lease mode is only unsafe under faults, and there are none): many
 // concurrent ReadIndex calls on the leader, racing with writes, each see
 // every write acknowledged before the call started, and they share rounds.
 func TestReadIndex(t *testing.T) {
 	for _, lease := range []bool{false, true} {
-		t.Run(fmt.Sprintf("LeaseReads=%v", lease), func(t *testing.T) {
+		t.Run(fmt.Sprintf("UnsafeLeaseReads=%v", lease), func(t *testing.T) {
 			testReadIndex(t, lease)
 		})
 	}
@@ -31,7 +32,7 @@ func testReadIndex(t *testing.T, lease bool) {
 		reads   = 20 // per reader
 		writes  = 100
 	)
-	c := newCluster(t, 3, []uint64{g}, func(cfg *raftnode.Config) { cfg.LeaseReads = lease })
+	c := newCluster(t, 3, []uint64{g}, func(cfg *raftnode.Config) { cfg.UnsafeLeaseReads = lease })
 	c.propose(g, []byte("first"))
 	l := c.settledLeader(g)
 

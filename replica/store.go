@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/strata-kv/strata/api"
@@ -42,8 +43,9 @@ type Config struct {
 	// check that a batch's keys are in its range. Required.
 	Descriptor func(id uint64) (*kvpb.ShardDescriptor, bool)
 	// CreateReplica makes the node host an empty replica of a shard, for a
-	// NodeRequest. Required.
-	CreateReplica func(ctx context.Context, d *kvpb.ShardDescriptor) error
+	// NodeRequest; fresh replaces a stale one (kvpb.CreateReplicaRequest).
+	// Required.
+	CreateReplica func(ctx context.Context, d *kvpb.ShardDescriptor, fresh bool) error
 	// Directory returns the node's local copy of the shard directory, for
 	// a NodeRequest. Required.
 	Directory func() ([]*kvpb.ShardDescriptor, error)
@@ -329,7 +331,7 @@ func (s *Store) HandleNode(ctx context.Context, req *kvpb.NodeRequest) *kvpb.Nod
 	}
 	switch r := req.GetValue().(type) {
 	case *kvpb.NodeRequest_CreateReplica:
-		if err := s.cfg.CreateReplica(ctx, r.CreateReplica.GetShard()); err != nil {
+		if err := s.cfg.CreateReplica(ctx, r.CreateReplica.GetShard(), r.CreateReplica.GetFresh()); err != nil {
 			resp.Error = kvpb.ErrorOf(err)
 			return resp
 		}
@@ -341,10 +343,31 @@ func (s *Store) HandleNode(ctx context.Context, req *kvpb.NodeRequest) *kvpb.Nod
 			return resp
 		}
 		resp.Value = &kvpb.NodeResponse_Directory{Directory: &kvpb.DirectoryResponse{Descriptors: ds}}
+	case *kvpb.NodeRequest_ReplicaState:
+		rs, err := s.replicaState(r.ReplicaState.GetShardId())
+		if err != nil {
+			resp.Error = kvpb.ErrorOf(s.kvError(r.ReplicaState.GetShardId(), err))
+			return resp
+		}
+		resp.Value = &kvpb.NodeResponse_ReplicaState{ReplicaState: rs}
 	default:
 		resp.Error = kvpb.ErrorOf(fmt.Errorf("%w: node request %T", kvpb.ErrBadBatch, r))
 	}
 	return resp
+}
+
+// replicaState is this node's own view of its replica of a shard.
+func (s *Store) replicaState(id uint64) (*kvpb.ReplicaStateResponse, error) {
+	st, err := s.cfg.Node.Status(id)
+	if errors.Is(err, raftnode.ErrUnknownGroup) {
+		return &kvpb.ReplicaStateResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	self := s.cfg.NodeID
+	return &kvpb.ReplicaStateResponse{Hosted: true, Applied: st.Applied,
+		Member: slices.Contains(st.Voters, self) || slices.Contains(st.Learners, self)}, nil
 }
 
 // HandleForward serves a kvpb.PeerRequest another node sent (the

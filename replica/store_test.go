@@ -56,7 +56,7 @@ func newStore(t *testing.T) *replica.Store {
 			}
 			return nil, false
 		},
-		CreateReplica: func(context.Context, *kvpb.ShardDescriptor) error { return errors.New("not here") },
+		CreateReplica: func(context.Context, *kvpb.ShardDescriptor, bool) error { return errors.New("not here") },
 		Directory:     func() ([]*kvpb.ShardDescriptor, error) { return []*kvpb.ShardDescriptor{userShard}, nil },
 	})
 	if err != nil {

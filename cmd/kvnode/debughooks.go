@@ -34,6 +34,13 @@ const (
 	// served from the local replica without ReadIndex and may be stale.
 	// It exists so the checkers can prove they catch a violation.
 	envUnsafeLocalReads = "STRATA_DEBUG_UNSAFE_LOCAL_READS"
+	// envUnsafeLeaseReads=1 sets Options.UnsafeLeaseReads: the leader
+	// answers linearizable reads from raft's tick-counted lease, without a
+	// heartbeat round, so a leader that is cut off or paused serves stale
+	// reads. It is the lease-read bug of issue 10 kept as a planted bug
+	// that the checkers (jepsen's expected-failure run under leader
+	// isolation) must catch.
+	envUnsafeLeaseReads = "STRATA_DEBUG_UNSAFE_LEASE_READS"
 )
 
 // Limits of the debug values: beyond them a node is not skewed or slow but
@@ -98,6 +105,17 @@ func applyDebugEnvFrom(getenv func(string) string, log io.Writer, opts *strata.O
 			opts.UnsafeLocalReads = true
 			fmt.Fprintf(log, "%s%s=%s: reads are served from the local replica without ReadIndex and MAY BE STALE: not linearizable (for checker tests only)\n",
 				debugHookBanner, envUnsafeLocalReads, s)
+		}
+	}
+	if s := getenv(envUnsafeLeaseReads); s != "" {
+		on, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%s=%q: want 1 or 0", envUnsafeLeaseReads, s)
+		}
+		if on {
+			opts.UnsafeLeaseReads = true
+			fmt.Fprintf(log, "%s%s=%s: leaders answer reads from raft's tick-counted lease without a heartbeat round; a cut-off or paused leader's reads MAY BE STALE: not linearizable (for checker tests only)\n",
+				debugHookBanner, envUnsafeLeaseReads, s)
 		}
 	}
 	return nil

@@ -20,7 +20,7 @@ func TestDebugEnvNoneSet(t *testing.T) {
 	if err := applyDebugEnvFrom(envOf(nil), &log, &opts); err != nil {
 		t.Fatal(err)
 	}
-	if opts.TickInterval != 0 || opts.FS != nil || opts.UnsafeLocalReads {
+	if opts.TickInterval != 0 || opts.FS != nil || opts.UnsafeLocalReads || opts.UnsafeLeaseReads {
 		t.Fatalf("options changed without any variable set: %+v", opts)
 	}
 	if log.Len() != 0 {
@@ -64,6 +64,7 @@ func TestDebugEnvInvalid(t *testing.T) {
 		{envFsyncDelay: "-5ms"},
 		{envFsyncDelay: "1h"},
 		{envUnsafeLocalReads: "yes please"},
+		{envUnsafeLeaseReads: "maybe"},
 	} {
 		var log bytes.Buffer
 		opts := strata.Options{}
@@ -99,6 +100,28 @@ func TestDebugEnvUnsafeLocalReads(t *testing.T) {
 	}
 	if opts.UnsafeLocalReads || log.Len() != 0 {
 		t.Fatalf("=0 set UnsafeLocalReads=%v, logged %q", opts.UnsafeLocalReads, log.String())
+	}
+}
+
+func TestDebugEnvUnsafeLeaseReads(t *testing.T) {
+	var log bytes.Buffer
+	opts := strata.Options{}
+	if err := applyDebugEnvFrom(envOf(map[string]string{envUnsafeLeaseReads: "1"}), &log, &opts); err != nil {
+		t.Fatal(err)
+	}
+	if !opts.UnsafeLeaseReads || opts.UnsafeLocalReads {
+		t.Fatalf("UnsafeLeaseReads=%v UnsafeLocalReads=%v, want only the first", opts.UnsafeLeaseReads, opts.UnsafeLocalReads)
+	}
+	if !strings.HasPrefix(log.String(), debugHookBanner+envUnsafeLeaseReads) || !strings.Contains(log.String(), "MAY BE STALE") {
+		t.Fatalf("log %q does not announce and warn", log.String())
+	}
+	opts = strata.Options{}
+	log.Reset()
+	if err := applyDebugEnvFrom(envOf(map[string]string{envUnsafeLeaseReads: "0"}), &log, &opts); err != nil {
+		t.Fatal(err)
+	}
+	if opts.UnsafeLeaseReads || log.Len() != 0 {
+		t.Fatalf("=0 set UnsafeLeaseReads=%v, logged %q", opts.UnsafeLeaseReads, log.String())
 	}
 }
 

@@ -1554,6 +1554,7 @@ type NodeRequest struct {
 	//
 	//	*NodeRequest_CreateReplica
 	//	*NodeRequest_Directory
+	//	*NodeRequest_ReplicaState
 	Value         isNodeRequest_Value `protobuf_oneof:"value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1621,6 +1622,15 @@ func (x *NodeRequest) GetDirectory() *DirectoryRequest {
 	return nil
 }
 
+func (x *NodeRequest) GetReplicaState() *ReplicaStateRequest {
+	if x != nil {
+		if x, ok := x.Value.(*NodeRequest_ReplicaState); ok {
+			return x.ReplicaState
+		}
+	}
+	return nil
+}
+
 type isNodeRequest_Value interface {
 	isNodeRequest_Value()
 }
@@ -1633,9 +1643,15 @@ type NodeRequest_Directory struct {
 	Directory *DirectoryRequest `protobuf:"bytes,3,opt,name=directory,proto3,oneof"`
 }
 
+type NodeRequest_ReplicaState struct {
+	ReplicaState *ReplicaStateRequest `protobuf:"bytes,4,opt,name=replica_state,json=replicaState,proto3,oneof"`
+}
+
 func (*NodeRequest_CreateReplica) isNodeRequest_Value() {}
 
 func (*NodeRequest_Directory) isNodeRequest_Value() {}
+
+func (*NodeRequest_ReplicaState) isNodeRequest_Value() {}
 
 // NodeResponse answers a NodeRequest: error, or the same case as the
 // request.
@@ -1646,6 +1662,7 @@ type NodeResponse struct {
 	//
 	//	*NodeResponse_CreateReplica
 	//	*NodeResponse_Directory
+	//	*NodeResponse_ReplicaState
 	Value         isNodeResponse_Value `protobuf_oneof:"value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1713,6 +1730,15 @@ func (x *NodeResponse) GetDirectory() *DirectoryResponse {
 	return nil
 }
 
+func (x *NodeResponse) GetReplicaState() *ReplicaStateResponse {
+	if x != nil {
+		if x, ok := x.Value.(*NodeResponse_ReplicaState); ok {
+			return x.ReplicaState
+		}
+	}
+	return nil
+}
+
 type isNodeResponse_Value interface {
 	isNodeResponse_Value()
 }
@@ -1725,16 +1751,26 @@ type NodeResponse_Directory struct {
 	Directory *DirectoryResponse `protobuf:"bytes,3,opt,name=directory,proto3,oneof"`
 }
 
+type NodeResponse_ReplicaState struct {
+	ReplicaState *ReplicaStateResponse `protobuf:"bytes,4,opt,name=replica_state,json=replicaState,proto3,oneof"`
+}
+
 func (*NodeResponse_CreateReplica) isNodeResponse_Value() {}
 
 func (*NodeResponse_Directory) isNodeResponse_Value() {}
 
+func (*NodeResponse_ReplicaState) isNodeResponse_Value() {}
+
 // CreateReplicaRequest makes the node host an empty replica of a shard,
 // which fills from the leader's log or a snapshot once it is added to the
-// shard's membership. Hosting it already is not an error.
+// shard's membership. Hosting it already is not an error, unless fresh.
 type CreateReplicaRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Shard         *ShardDescriptor       `protobuf:"bytes,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Shard *ShardDescriptor       `protobuf:"bytes,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	// fresh replaces a replica the node still hosts from before it was
+	// removed from the shard (it was down then) with an empty one, once the
+	// shard's leader confirms that the node is not a member.
+	Fresh         bool `protobuf:"varint,2,opt,name=fresh,proto3" json:"fresh,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1776,6 +1812,123 @@ func (x *CreateReplicaRequest) GetShard() *ShardDescriptor {
 	return nil
 }
 
+func (x *CreateReplicaRequest) GetFresh() bool {
+	if x != nil {
+		return x.Fresh
+	}
+	return false
+}
+
+// ReplicaStateRequest asks a node for its own view of its replica of a
+// shard (not the leader's view of it).
+type ReplicaStateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ShardId       uint64                 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaStateRequest) Reset() {
+	*x = ReplicaStateRequest{}
+	mi := &file_kvpb_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaStateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaStateRequest) ProtoMessage() {}
+
+func (x *ReplicaStateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaStateRequest.ProtoReflect.Descriptor instead.
+func (*ReplicaStateRequest) Descriptor() ([]byte, []int) {
+	return file_kvpb_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ReplicaStateRequest) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+type ReplicaStateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// hosted: the node hosts a replica of the shard.
+	Hosted bool `protobuf:"varint,1,opt,name=hosted,proto3" json:"hosted,omitempty"`
+	// applied is the replica's applied index.
+	Applied uint64 `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"`
+	// member: the replica's configuration counts the node as a voter or
+	// learner.
+	Member        bool `protobuf:"varint,3,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaStateResponse) Reset() {
+	*x = ReplicaStateResponse{}
+	mi := &file_kvpb_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaStateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaStateResponse) ProtoMessage() {}
+
+func (x *ReplicaStateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaStateResponse.ProtoReflect.Descriptor instead.
+func (*ReplicaStateResponse) Descriptor() ([]byte, []int) {
+	return file_kvpb_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReplicaStateResponse) GetHosted() bool {
+	if x != nil {
+		return x.Hosted
+	}
+	return false
+}
+
+func (x *ReplicaStateResponse) GetApplied() uint64 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
+func (x *ReplicaStateResponse) GetMember() bool {
+	if x != nil {
+		return x.Member
+	}
+	return false
+}
+
 type CreateReplicaResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1784,7 +1937,7 @@ type CreateReplicaResponse struct {
 
 func (x *CreateReplicaResponse) Reset() {
 	*x = CreateReplicaResponse{}
-	mi := &file_kvpb_proto_msgTypes[23]
+	mi := &file_kvpb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1796,7 +1949,7 @@ func (x *CreateReplicaResponse) String() string {
 func (*CreateReplicaResponse) ProtoMessage() {}
 
 func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[23]
+	mi := &file_kvpb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1809,7 +1962,7 @@ func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaResponse.ProtoReflect.Descriptor instead.
 func (*CreateReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{23}
+	return file_kvpb_proto_rawDescGZIP(), []int{25}
 }
 
 // DirectoryRequest asks for the node's local copy of the shard directory
@@ -1823,7 +1976,7 @@ type DirectoryRequest struct {
 
 func (x *DirectoryRequest) Reset() {
 	*x = DirectoryRequest{}
-	mi := &file_kvpb_proto_msgTypes[24]
+	mi := &file_kvpb_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1835,7 +1988,7 @@ func (x *DirectoryRequest) String() string {
 func (*DirectoryRequest) ProtoMessage() {}
 
 func (x *DirectoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[24]
+	mi := &file_kvpb_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1848,7 +2001,7 @@ func (x *DirectoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectoryRequest.ProtoReflect.Descriptor instead.
 func (*DirectoryRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{24}
+	return file_kvpb_proto_rawDescGZIP(), []int{26}
 }
 
 type DirectoryResponse struct {
@@ -1860,7 +2013,7 @@ type DirectoryResponse struct {
 
 func (x *DirectoryResponse) Reset() {
 	*x = DirectoryResponse{}
-	mi := &file_kvpb_proto_msgTypes[25]
+	mi := &file_kvpb_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1872,7 +2025,7 @@ func (x *DirectoryResponse) String() string {
 func (*DirectoryResponse) ProtoMessage() {}
 
 func (x *DirectoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[25]
+	mi := &file_kvpb_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1885,7 +2038,7 @@ func (x *DirectoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectoryResponse.ProtoReflect.Descriptor instead.
 func (*DirectoryResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{25}
+	return file_kvpb_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DirectoryResponse) GetDescriptors() []*ShardDescriptor {
@@ -1912,7 +2065,7 @@ type ShardDescriptor struct {
 
 func (x *ShardDescriptor) Reset() {
 	*x = ShardDescriptor{}
-	mi := &file_kvpb_proto_msgTypes[26]
+	mi := &file_kvpb_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1924,7 +2077,7 @@ func (x *ShardDescriptor) String() string {
 func (*ShardDescriptor) ProtoMessage() {}
 
 func (x *ShardDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[26]
+	mi := &file_kvpb_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1937,7 +2090,7 @@ func (x *ShardDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardDescriptor.ProtoReflect.Descriptor instead.
 func (*ShardDescriptor) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{26}
+	return file_kvpb_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ShardDescriptor) GetId() uint64 {
@@ -1988,7 +2141,7 @@ type NodeRecord struct {
 
 func (x *NodeRecord) Reset() {
 	*x = NodeRecord{}
-	mi := &file_kvpb_proto_msgTypes[27]
+	mi := &file_kvpb_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2000,7 +2153,7 @@ func (x *NodeRecord) String() string {
 func (*NodeRecord) ProtoMessage() {}
 
 func (x *NodeRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[27]
+	mi := &file_kvpb_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2013,7 +2166,7 @@ func (x *NodeRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRecord.ProtoReflect.Descriptor instead.
 func (*NodeRecord) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{27}
+	return file_kvpb_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *NodeRecord) GetId() uint64 {
@@ -2065,7 +2218,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_kvpb_proto_msgTypes[28]
+	mi := &file_kvpb_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2077,7 +2230,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[28]
+	mi := &file_kvpb_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2090,7 +2243,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{28}
+	return file_kvpb_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Error) GetDetail() isError_Detail {
@@ -2228,7 +2381,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_kvpb_proto_msgTypes[29]
+	mi := &file_kvpb_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2393,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[29]
+	mi := &file_kvpb_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2406,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{29}
+	return file_kvpb_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *NotLeader) GetShardId() uint64 {
@@ -2286,7 +2439,7 @@ type ShardMismatch struct {
 
 func (x *ShardMismatch) Reset() {
 	*x = ShardMismatch{}
-	mi := &file_kvpb_proto_msgTypes[30]
+	mi := &file_kvpb_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2298,7 +2451,7 @@ func (x *ShardMismatch) String() string {
 func (*ShardMismatch) ProtoMessage() {}
 
 func (x *ShardMismatch) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[30]
+	mi := &file_kvpb_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2311,7 +2464,7 @@ func (x *ShardMismatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardMismatch.ProtoReflect.Descriptor instead.
 func (*ShardMismatch) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{30}
+	return file_kvpb_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ShardMismatch) GetRequestedShardId() uint64 {
@@ -2345,7 +2498,7 @@ type ProposalDropped struct {
 
 func (x *ProposalDropped) Reset() {
 	*x = ProposalDropped{}
-	mi := &file_kvpb_proto_msgTypes[31]
+	mi := &file_kvpb_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2357,7 +2510,7 @@ func (x *ProposalDropped) String() string {
 func (*ProposalDropped) ProtoMessage() {}
 
 func (x *ProposalDropped) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[31]
+	mi := &file_kvpb_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2370,7 +2523,7 @@ func (x *ProposalDropped) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposalDropped.ProtoReflect.Descriptor instead.
 func (*ProposalDropped) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{31}
+	return file_kvpb_proto_rawDescGZIP(), []int{33}
 }
 
 // Ambiguous: the write may or may not have been applied.
@@ -2382,7 +2535,7 @@ type Ambiguous struct {
 
 func (x *Ambiguous) Reset() {
 	*x = Ambiguous{}
-	mi := &file_kvpb_proto_msgTypes[32]
+	mi := &file_kvpb_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2394,7 +2547,7 @@ func (x *Ambiguous) String() string {
 func (*Ambiguous) ProtoMessage() {}
 
 func (x *Ambiguous) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[32]
+	mi := &file_kvpb_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2407,7 +2560,7 @@ func (x *Ambiguous) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ambiguous.ProtoReflect.Descriptor instead.
 func (*Ambiguous) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{32}
+	return file_kvpb_proto_rawDescGZIP(), []int{34}
 }
 
 // Unavailable: the node cannot serve now (stopping, or the replica is not
@@ -2420,7 +2573,7 @@ type Unavailable struct {
 
 func (x *Unavailable) Reset() {
 	*x = Unavailable{}
-	mi := &file_kvpb_proto_msgTypes[33]
+	mi := &file_kvpb_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2432,7 +2585,7 @@ func (x *Unavailable) String() string {
 func (*Unavailable) ProtoMessage() {}
 
 func (x *Unavailable) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[33]
+	mi := &file_kvpb_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2445,7 +2598,7 @@ func (x *Unavailable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unavailable.ProtoReflect.Descriptor instead.
 func (*Unavailable) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{33}
+	return file_kvpb_proto_rawDescGZIP(), []int{35}
 }
 
 // TimestampTooOld: the read's timestamp is below the shard's GC threshold.
@@ -2458,7 +2611,7 @@ type TimestampTooOld struct {
 
 func (x *TimestampTooOld) Reset() {
 	*x = TimestampTooOld{}
-	mi := &file_kvpb_proto_msgTypes[34]
+	mi := &file_kvpb_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2470,7 +2623,7 @@ func (x *TimestampTooOld) String() string {
 func (*TimestampTooOld) ProtoMessage() {}
 
 func (x *TimestampTooOld) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[34]
+	mi := &file_kvpb_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2483,7 +2636,7 @@ func (x *TimestampTooOld) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimestampTooOld.ProtoReflect.Descriptor instead.
 func (*TimestampTooOld) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{34}
+	return file_kvpb_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TimestampTooOld) GetThreshold() uint64 {
@@ -2503,7 +2656,7 @@ type RequestTooLarge struct {
 
 func (x *RequestTooLarge) Reset() {
 	*x = RequestTooLarge{}
-	mi := &file_kvpb_proto_msgTypes[35]
+	mi := &file_kvpb_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2515,7 +2668,7 @@ func (x *RequestTooLarge) String() string {
 func (*RequestTooLarge) ProtoMessage() {}
 
 func (x *RequestTooLarge) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[35]
+	mi := &file_kvpb_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2528,7 +2681,7 @@ func (x *RequestTooLarge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestTooLarge.ProtoReflect.Descriptor instead.
 func (*RequestTooLarge) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{35}
+	return file_kvpb_proto_rawDescGZIP(), []int{37}
 }
 
 // ReplicatedCommand is the payload of a raft entry: a batch's writes with
@@ -2544,7 +2697,7 @@ type ReplicatedCommand struct {
 
 func (x *ReplicatedCommand) Reset() {
 	*x = ReplicatedCommand{}
-	mi := &file_kvpb_proto_msgTypes[36]
+	mi := &file_kvpb_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2556,7 +2709,7 @@ func (x *ReplicatedCommand) String() string {
 func (*ReplicatedCommand) ProtoMessage() {}
 
 func (x *ReplicatedCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[36]
+	mi := &file_kvpb_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2569,7 +2722,7 @@ func (x *ReplicatedCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicatedCommand.ProtoReflect.Descriptor instead.
 func (*ReplicatedCommand) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{36}
+	return file_kvpb_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReplicatedCommand) GetHeader() *Header {
@@ -2602,7 +2755,7 @@ type PeerRequest struct {
 
 func (x *PeerRequest) Reset() {
 	*x = PeerRequest{}
-	mi := &file_kvpb_proto_msgTypes[37]
+	mi := &file_kvpb_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2614,7 +2767,7 @@ func (x *PeerRequest) String() string {
 func (*PeerRequest) ProtoMessage() {}
 
 func (x *PeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[37]
+	mi := &file_kvpb_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2627,7 +2780,7 @@ func (x *PeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerRequest.ProtoReflect.Descriptor instead.
 func (*PeerRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{37}
+	return file_kvpb_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PeerRequest) GetValue() isPeerRequest_Value {
@@ -2685,7 +2838,7 @@ type PeerResponse struct {
 
 func (x *PeerResponse) Reset() {
 	*x = PeerResponse{}
-	mi := &file_kvpb_proto_msgTypes[38]
+	mi := &file_kvpb_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2697,7 +2850,7 @@ func (x *PeerResponse) String() string {
 func (*PeerResponse) ProtoMessage() {}
 
 func (x *PeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[38]
+	mi := &file_kvpb_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2710,7 +2863,7 @@ func (x *PeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerResponse.ProtoReflect.Descriptor instead.
 func (*PeerResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{38}
+	return file_kvpb_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PeerResponse) GetValue() isPeerResponse_Value {
@@ -2845,19 +2998,28 @@ const file_kvpb_proto_rawDesc = "" +
 	"\x06commit\x18\x02 \x01(\x04R\x06commit\x12\x14\n" +
 	"\x05match\x18\x03 \x01(\x04R\x05match\x12\x16\n" +
 	"\x06voters\x18\x04 \x03(\x04R\x06voters\x12\x1a\n" +
-	"\blearners\x18\x05 \x03(\x04R\blearners\"\xbc\x01\n" +
+	"\blearners\x18\x05 \x03(\x04R\blearners\"\x86\x02\n" +
 	"\vNodeRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12K\n" +
 	"\x0ecreate_replica\x18\x02 \x01(\v2\".strata.kv.v1.CreateReplicaRequestH\x00R\rcreateReplica\x12>\n" +
-	"\tdirectory\x18\x03 \x01(\v2\x1e.strata.kv.v1.DirectoryRequestH\x00R\tdirectoryB\a\n" +
-	"\x05value\"\xd1\x01\n" +
+	"\tdirectory\x18\x03 \x01(\v2\x1e.strata.kv.v1.DirectoryRequestH\x00R\tdirectory\x12H\n" +
+	"\rreplica_state\x18\x04 \x01(\v2!.strata.kv.v1.ReplicaStateRequestH\x00R\freplicaStateB\a\n" +
+	"\x05value\"\x9c\x02\n" +
 	"\fNodeResponse\x12)\n" +
 	"\x05error\x18\x01 \x01(\v2\x13.strata.kv.v1.ErrorR\x05error\x12L\n" +
 	"\x0ecreate_replica\x18\x02 \x01(\v2#.strata.kv.v1.CreateReplicaResponseH\x00R\rcreateReplica\x12?\n" +
-	"\tdirectory\x18\x03 \x01(\v2\x1f.strata.kv.v1.DirectoryResponseH\x00R\tdirectoryB\a\n" +
-	"\x05value\"K\n" +
+	"\tdirectory\x18\x03 \x01(\v2\x1f.strata.kv.v1.DirectoryResponseH\x00R\tdirectory\x12I\n" +
+	"\rreplica_state\x18\x04 \x01(\v2\".strata.kv.v1.ReplicaStateResponseH\x00R\freplicaStateB\a\n" +
+	"\x05value\"a\n" +
 	"\x14CreateReplicaRequest\x123\n" +
-	"\x05shard\x18\x01 \x01(\v2\x1d.strata.kv.v1.ShardDescriptorR\x05shard\"\x17\n" +
+	"\x05shard\x18\x01 \x01(\v2\x1d.strata.kv.v1.ShardDescriptorR\x05shard\x12\x14\n" +
+	"\x05fresh\x18\x02 \x01(\bR\x05fresh\"0\n" +
+	"\x13ReplicaStateRequest\x12\x19\n" +
+	"\bshard_id\x18\x01 \x01(\x04R\ashardId\"`\n" +
+	"\x14ReplicaStateResponse\x12\x16\n" +
+	"\x06hosted\x18\x01 \x01(\bR\x06hosted\x12\x18\n" +
+	"\aapplied\x18\x02 \x01(\x04R\aapplied\x12\x16\n" +
+	"\x06member\x18\x03 \x01(\bR\x06member\"\x17\n" +
 	"\x15CreateReplicaResponse\"\x12\n" +
 	"\x10DirectoryRequest\"T\n" +
 	"\x11DirectoryResponse\x12?\n" +
@@ -2932,7 +3094,7 @@ func file_kvpb_proto_rawDescGZIP() []byte {
 }
 
 var file_kvpb_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_kvpb_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_kvpb_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_kvpb_proto_goTypes = []any{
 	(ChangeReplicasType)(0),            // 0: strata.kv.v1.ChangeReplicasType
 	(*Header)(nil),                     // 1: strata.kv.v1.Header
@@ -2958,46 +3120,48 @@ var file_kvpb_proto_goTypes = []any{
 	(*NodeRequest)(nil),                // 21: strata.kv.v1.NodeRequest
 	(*NodeResponse)(nil),               // 22: strata.kv.v1.NodeResponse
 	(*CreateReplicaRequest)(nil),       // 23: strata.kv.v1.CreateReplicaRequest
-	(*CreateReplicaResponse)(nil),      // 24: strata.kv.v1.CreateReplicaResponse
-	(*DirectoryRequest)(nil),           // 25: strata.kv.v1.DirectoryRequest
-	(*DirectoryResponse)(nil),          // 26: strata.kv.v1.DirectoryResponse
-	(*ShardDescriptor)(nil),            // 27: strata.kv.v1.ShardDescriptor
-	(*NodeRecord)(nil),                 // 28: strata.kv.v1.NodeRecord
-	(*Error)(nil),                      // 29: strata.kv.v1.Error
-	(*NotLeader)(nil),                  // 30: strata.kv.v1.NotLeader
-	(*ShardMismatch)(nil),              // 31: strata.kv.v1.ShardMismatch
-	(*ProposalDropped)(nil),            // 32: strata.kv.v1.ProposalDropped
-	(*Ambiguous)(nil),                  // 33: strata.kv.v1.Ambiguous
-	(*Unavailable)(nil),                // 34: strata.kv.v1.Unavailable
-	(*TimestampTooOld)(nil),            // 35: strata.kv.v1.TimestampTooOld
-	(*RequestTooLarge)(nil),            // 36: strata.kv.v1.RequestTooLarge
-	(*ReplicatedCommand)(nil),          // 37: strata.kv.v1.ReplicatedCommand
-	(*PeerRequest)(nil),                // 38: strata.kv.v1.PeerRequest
-	(*PeerResponse)(nil),               // 39: strata.kv.v1.PeerResponse
-	(api.ReadLevel)(0),                 // 40: strata.v1.ReadLevel
-	(*api.GetRequest)(nil),             // 41: strata.v1.GetRequest
-	(*api.PutRequest)(nil),             // 42: strata.v1.PutRequest
-	(*api.DeleteRequest)(nil),          // 43: strata.v1.DeleteRequest
-	(*api.ScanRequest)(nil),            // 44: strata.v1.ScanRequest
-	(*api.CompareAndSwapRequest)(nil),  // 45: strata.v1.CompareAndSwapRequest
-	(*api.GetResponse)(nil),            // 46: strata.v1.GetResponse
-	(*api.PutResponse)(nil),            // 47: strata.v1.PutResponse
-	(*api.DeleteResponse)(nil),         // 48: strata.v1.DeleteResponse
-	(*api.CompareAndSwapResponse)(nil), // 49: strata.v1.CompareAndSwapResponse
-	(*api.KeyValue)(nil),               // 50: strata.v1.KeyValue
+	(*ReplicaStateRequest)(nil),        // 24: strata.kv.v1.ReplicaStateRequest
+	(*ReplicaStateResponse)(nil),       // 25: strata.kv.v1.ReplicaStateResponse
+	(*CreateReplicaResponse)(nil),      // 26: strata.kv.v1.CreateReplicaResponse
+	(*DirectoryRequest)(nil),           // 27: strata.kv.v1.DirectoryRequest
+	(*DirectoryResponse)(nil),          // 28: strata.kv.v1.DirectoryResponse
+	(*ShardDescriptor)(nil),            // 29: strata.kv.v1.ShardDescriptor
+	(*NodeRecord)(nil),                 // 30: strata.kv.v1.NodeRecord
+	(*Error)(nil),                      // 31: strata.kv.v1.Error
+	(*NotLeader)(nil),                  // 32: strata.kv.v1.NotLeader
+	(*ShardMismatch)(nil),              // 33: strata.kv.v1.ShardMismatch
+	(*ProposalDropped)(nil),            // 34: strata.kv.v1.ProposalDropped
+	(*Ambiguous)(nil),                  // 35: strata.kv.v1.Ambiguous
+	(*Unavailable)(nil),                // 36: strata.kv.v1.Unavailable
+	(*TimestampTooOld)(nil),            // 37: strata.kv.v1.TimestampTooOld
+	(*RequestTooLarge)(nil),            // 38: strata.kv.v1.RequestTooLarge
+	(*ReplicatedCommand)(nil),          // 39: strata.kv.v1.ReplicatedCommand
+	(*PeerRequest)(nil),                // 40: strata.kv.v1.PeerRequest
+	(*PeerResponse)(nil),               // 41: strata.kv.v1.PeerResponse
+	(api.ReadLevel)(0),                 // 42: strata.v1.ReadLevel
+	(*api.GetRequest)(nil),             // 43: strata.v1.GetRequest
+	(*api.PutRequest)(nil),             // 44: strata.v1.PutRequest
+	(*api.DeleteRequest)(nil),          // 45: strata.v1.DeleteRequest
+	(*api.ScanRequest)(nil),            // 46: strata.v1.ScanRequest
+	(*api.CompareAndSwapRequest)(nil),  // 47: strata.v1.CompareAndSwapRequest
+	(*api.GetResponse)(nil),            // 48: strata.v1.GetResponse
+	(*api.PutResponse)(nil),            // 49: strata.v1.PutResponse
+	(*api.DeleteResponse)(nil),         // 50: strata.v1.DeleteResponse
+	(*api.CompareAndSwapResponse)(nil), // 51: strata.v1.CompareAndSwapResponse
+	(*api.KeyValue)(nil),               // 52: strata.v1.KeyValue
 }
 var file_kvpb_proto_depIdxs = []int32{
-	40, // 0: strata.kv.v1.Header.read_level:type_name -> strata.v1.ReadLevel
+	42, // 0: strata.kv.v1.Header.read_level:type_name -> strata.v1.ReadLevel
 	1,  // 1: strata.kv.v1.BatchRequest.header:type_name -> strata.kv.v1.Header
 	4,  // 2: strata.kv.v1.BatchRequest.requests:type_name -> strata.kv.v1.RequestUnion
-	29, // 3: strata.kv.v1.BatchResponse.error:type_name -> strata.kv.v1.Error
+	31, // 3: strata.kv.v1.BatchResponse.error:type_name -> strata.kv.v1.Error
 	5,  // 4: strata.kv.v1.BatchResponse.responses:type_name -> strata.kv.v1.ResponseUnion
-	27, // 5: strata.kv.v1.BatchResponse.descriptors:type_name -> strata.kv.v1.ShardDescriptor
-	41, // 6: strata.kv.v1.RequestUnion.get:type_name -> strata.v1.GetRequest
-	42, // 7: strata.kv.v1.RequestUnion.put:type_name -> strata.v1.PutRequest
-	43, // 8: strata.kv.v1.RequestUnion.delete:type_name -> strata.v1.DeleteRequest
-	44, // 9: strata.kv.v1.RequestUnion.scan:type_name -> strata.v1.ScanRequest
-	45, // 10: strata.kv.v1.RequestUnion.cas:type_name -> strata.v1.CompareAndSwapRequest
+	29, // 5: strata.kv.v1.BatchResponse.descriptors:type_name -> strata.kv.v1.ShardDescriptor
+	43, // 6: strata.kv.v1.RequestUnion.get:type_name -> strata.v1.GetRequest
+	44, // 7: strata.kv.v1.RequestUnion.put:type_name -> strata.v1.PutRequest
+	45, // 8: strata.kv.v1.RequestUnion.delete:type_name -> strata.v1.DeleteRequest
+	46, // 9: strata.kv.v1.RequestUnion.scan:type_name -> strata.v1.ScanRequest
+	47, // 10: strata.kv.v1.RequestUnion.cas:type_name -> strata.v1.CompareAndSwapRequest
 	7,  // 11: strata.kv.v1.RequestUnion.system_put:type_name -> strata.kv.v1.SystemPutRequest
 	9,  // 12: strata.kv.v1.RequestUnion.system_delete:type_name -> strata.kv.v1.SystemDeleteRequest
 	13, // 13: strata.kv.v1.RequestUnion.gc:type_name -> strata.kv.v1.GCRequest
@@ -3005,11 +3169,11 @@ var file_kvpb_proto_depIdxs = []int32{
 	15, // 15: strata.kv.v1.RequestUnion.change_replicas:type_name -> strata.kv.v1.ChangeReplicasRequest
 	17, // 16: strata.kv.v1.RequestUnion.transfer_leader:type_name -> strata.kv.v1.TransferLeaderRequest
 	19, // 17: strata.kv.v1.RequestUnion.progress:type_name -> strata.kv.v1.ProgressRequest
-	46, // 18: strata.kv.v1.ResponseUnion.get:type_name -> strata.v1.GetResponse
-	47, // 19: strata.kv.v1.ResponseUnion.put:type_name -> strata.v1.PutResponse
-	48, // 20: strata.kv.v1.ResponseUnion.delete:type_name -> strata.v1.DeleteResponse
+	48, // 18: strata.kv.v1.ResponseUnion.get:type_name -> strata.v1.GetResponse
+	49, // 19: strata.kv.v1.ResponseUnion.put:type_name -> strata.v1.PutResponse
+	50, // 20: strata.kv.v1.ResponseUnion.delete:type_name -> strata.v1.DeleteResponse
 	6,  // 21: strata.kv.v1.ResponseUnion.scan:type_name -> strata.kv.v1.ScanResponse
-	49, // 22: strata.kv.v1.ResponseUnion.cas:type_name -> strata.v1.CompareAndSwapResponse
+	51, // 22: strata.kv.v1.ResponseUnion.cas:type_name -> strata.v1.CompareAndSwapResponse
 	8,  // 23: strata.kv.v1.ResponseUnion.system_put:type_name -> strata.kv.v1.SystemPutResponse
 	10, // 24: strata.kv.v1.ResponseUnion.system_delete:type_name -> strata.kv.v1.SystemDeleteResponse
 	14, // 25: strata.kv.v1.ResponseUnion.gc:type_name -> strata.kv.v1.GCResponse
@@ -3017,35 +3181,37 @@ var file_kvpb_proto_depIdxs = []int32{
 	16, // 27: strata.kv.v1.ResponseUnion.change_replicas:type_name -> strata.kv.v1.ChangeReplicasResponse
 	18, // 28: strata.kv.v1.ResponseUnion.transfer_leader:type_name -> strata.kv.v1.TransferLeaderResponse
 	20, // 29: strata.kv.v1.ResponseUnion.progress:type_name -> strata.kv.v1.ProgressResponse
-	50, // 30: strata.kv.v1.ScanResponse.kvs:type_name -> strata.v1.KeyValue
-	50, // 31: strata.kv.v1.SystemScanResponse.kvs:type_name -> strata.v1.KeyValue
+	52, // 30: strata.kv.v1.ScanResponse.kvs:type_name -> strata.v1.KeyValue
+	52, // 31: strata.kv.v1.SystemScanResponse.kvs:type_name -> strata.v1.KeyValue
 	0,  // 32: strata.kv.v1.ChangeReplicasRequest.type:type_name -> strata.kv.v1.ChangeReplicasType
 	23, // 33: strata.kv.v1.NodeRequest.create_replica:type_name -> strata.kv.v1.CreateReplicaRequest
-	25, // 34: strata.kv.v1.NodeRequest.directory:type_name -> strata.kv.v1.DirectoryRequest
-	29, // 35: strata.kv.v1.NodeResponse.error:type_name -> strata.kv.v1.Error
-	24, // 36: strata.kv.v1.NodeResponse.create_replica:type_name -> strata.kv.v1.CreateReplicaResponse
-	26, // 37: strata.kv.v1.NodeResponse.directory:type_name -> strata.kv.v1.DirectoryResponse
-	27, // 38: strata.kv.v1.CreateReplicaRequest.shard:type_name -> strata.kv.v1.ShardDescriptor
-	27, // 39: strata.kv.v1.DirectoryResponse.descriptors:type_name -> strata.kv.v1.ShardDescriptor
-	30, // 40: strata.kv.v1.Error.not_leader:type_name -> strata.kv.v1.NotLeader
-	31, // 41: strata.kv.v1.Error.shard_mismatch:type_name -> strata.kv.v1.ShardMismatch
-	32, // 42: strata.kv.v1.Error.proposal_dropped:type_name -> strata.kv.v1.ProposalDropped
-	33, // 43: strata.kv.v1.Error.ambiguous:type_name -> strata.kv.v1.Ambiguous
-	34, // 44: strata.kv.v1.Error.unavailable:type_name -> strata.kv.v1.Unavailable
-	35, // 45: strata.kv.v1.Error.timestamp_too_old:type_name -> strata.kv.v1.TimestampTooOld
-	36, // 46: strata.kv.v1.Error.request_too_large:type_name -> strata.kv.v1.RequestTooLarge
-	27, // 47: strata.kv.v1.ShardMismatch.descriptors:type_name -> strata.kv.v1.ShardDescriptor
-	1,  // 48: strata.kv.v1.ReplicatedCommand.header:type_name -> strata.kv.v1.Header
-	4,  // 49: strata.kv.v1.ReplicatedCommand.writes:type_name -> strata.kv.v1.RequestUnion
-	2,  // 50: strata.kv.v1.PeerRequest.batch:type_name -> strata.kv.v1.BatchRequest
-	21, // 51: strata.kv.v1.PeerRequest.node:type_name -> strata.kv.v1.NodeRequest
-	3,  // 52: strata.kv.v1.PeerResponse.batch:type_name -> strata.kv.v1.BatchResponse
-	22, // 53: strata.kv.v1.PeerResponse.node:type_name -> strata.kv.v1.NodeResponse
-	54, // [54:54] is the sub-list for method output_type
-	54, // [54:54] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	27, // 34: strata.kv.v1.NodeRequest.directory:type_name -> strata.kv.v1.DirectoryRequest
+	24, // 35: strata.kv.v1.NodeRequest.replica_state:type_name -> strata.kv.v1.ReplicaStateRequest
+	31, // 36: strata.kv.v1.NodeResponse.error:type_name -> strata.kv.v1.Error
+	26, // 37: strata.kv.v1.NodeResponse.create_replica:type_name -> strata.kv.v1.CreateReplicaResponse
+	28, // 38: strata.kv.v1.NodeResponse.directory:type_name -> strata.kv.v1.DirectoryResponse
+	25, // 39: strata.kv.v1.NodeResponse.replica_state:type_name -> strata.kv.v1.ReplicaStateResponse
+	29, // 40: strata.kv.v1.CreateReplicaRequest.shard:type_name -> strata.kv.v1.ShardDescriptor
+	29, // 41: strata.kv.v1.DirectoryResponse.descriptors:type_name -> strata.kv.v1.ShardDescriptor
+	32, // 42: strata.kv.v1.Error.not_leader:type_name -> strata.kv.v1.NotLeader
+	33, // 43: strata.kv.v1.Error.shard_mismatch:type_name -> strata.kv.v1.ShardMismatch
+	34, // 44: strata.kv.v1.Error.proposal_dropped:type_name -> strata.kv.v1.ProposalDropped
+	35, // 45: strata.kv.v1.Error.ambiguous:type_name -> strata.kv.v1.Ambiguous
+	36, // 46: strata.kv.v1.Error.unavailable:type_name -> strata.kv.v1.Unavailable
+	37, // 47: strata.kv.v1.Error.timestamp_too_old:type_name -> strata.kv.v1.TimestampTooOld
+	38, // 48: strata.kv.v1.Error.request_too_large:type_name -> strata.kv.v1.RequestTooLarge
+	29, // 49: strata.kv.v1.ShardMismatch.descriptors:type_name -> strata.kv.v1.ShardDescriptor
+	1,  // 50: strata.kv.v1.ReplicatedCommand.header:type_name -> strata.kv.v1.Header
+	4,  // 51: strata.kv.v1.ReplicatedCommand.writes:type_name -> strata.kv.v1.RequestUnion
+	2,  // 52: strata.kv.v1.PeerRequest.batch:type_name -> strata.kv.v1.BatchRequest
+	21, // 53: strata.kv.v1.PeerRequest.node:type_name -> strata.kv.v1.NodeRequest
+	3,  // 54: strata.kv.v1.PeerResponse.batch:type_name -> strata.kv.v1.BatchResponse
+	22, // 55: strata.kv.v1.PeerResponse.node:type_name -> strata.kv.v1.NodeResponse
+	56, // [56:56] is the sub-list for method output_type
+	56, // [56:56] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_kvpb_proto_init() }
@@ -3085,13 +3251,15 @@ func file_kvpb_proto_init() {
 	file_kvpb_proto_msgTypes[20].OneofWrappers = []any{
 		(*NodeRequest_CreateReplica)(nil),
 		(*NodeRequest_Directory)(nil),
+		(*NodeRequest_ReplicaState)(nil),
 	}
 	file_kvpb_proto_msgTypes[21].OneofWrappers = []any{
 		(*NodeResponse_CreateReplica)(nil),
 		(*NodeResponse_Directory)(nil),
+		(*NodeResponse_ReplicaState)(nil),
 	}
-	file_kvpb_proto_msgTypes[26].OneofWrappers = []any{}
-	file_kvpb_proto_msgTypes[28].OneofWrappers = []any{
+	file_kvpb_proto_msgTypes[28].OneofWrappers = []any{}
+	file_kvpb_proto_msgTypes[30].OneofWrappers = []any{
 		(*Error_NotLeader)(nil),
 		(*Error_ShardMismatch)(nil),
 		(*Error_ProposalDropped)(nil),
@@ -3100,11 +3268,11 @@ func file_kvpb_proto_init() {
 		(*Error_TimestampTooOld)(nil),
 		(*Error_RequestTooLarge)(nil),
 	}
-	file_kvpb_proto_msgTypes[37].OneofWrappers = []any{
+	file_kvpb_proto_msgTypes[39].OneofWrappers = []any{
 		(*PeerRequest_Batch)(nil),
 		(*PeerRequest_Node)(nil),
 	}
-	file_kvpb_proto_msgTypes[38].OneofWrappers = []any{
+	file_kvpb_proto_msgTypes[40].OneofWrappers = []any{
 		(*PeerResponse_Batch)(nil),
 		(*PeerResponse_Node)(nil),
 	}
@@ -3114,7 +3282,7 @@ func file_kvpb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvpb_proto_rawDesc), len(file_kvpb_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

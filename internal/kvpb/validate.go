@@ -181,6 +181,10 @@ func ValidateNodeRequest(r *NodeRequest) error {
 			return fmt.Errorf("%w: create replica: %w", ErrBadBatch, err)
 		}
 	case *NodeRequest_Directory:
+	case *NodeRequest_ReplicaState:
+		if v.ReplicaState.GetShardId() == 0 {
+			return fmt.Errorf("%w: replica state: no shard", ErrBadBatch)
+		}
 	default:
 		return fmt.Errorf("%w: node request: no request, or one of an unknown kind", ErrBadBatch)
 	}

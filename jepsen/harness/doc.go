@@ -27,7 +27,9 @@
 // # Clock skew, honestly
 //
 // Strata has no wall-clock dependence in its safety path: raft timing is
-// counted in ticks, and leases are off by default. Setting a node's wall
+// counted in ticks, and there are no lease reads (raft's tick-counted
+// lease survives only as the planted bug STRATA_DEBUG_UNSAFE_LEASE_READS,
+// which the matrix's expected-failure run must catch). Setting a node's wall
 // clock would therefore test nothing. The clock-skew nemesis instead
 // changes a node's clock RATE: it restarts the node with
 // STRATA_DEBUG_CLOCK_RATE (0.25 to 4), which divides its raft tick interval,

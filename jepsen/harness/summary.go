@@ -90,10 +90,24 @@ func PrintMatrix(w io.Writer, rs []*Result) {
 			verdict += "; CLEANUP FAILED"
 		}
 		if r.ExpectViolation {
-			nem += " [unsafe reads]"
+			nem += " [" + unsafeMode(r.Env) + "]"
 		}
 		fmt.Fprintf(w, "%-34s %-10s %8d %8d %8d %6.1f%% %8.1f%% %s\n", nem, strings.Join(r.Workloads, "+"),
 			r.Ops.Total, r.Ops.OK, r.Ops.Ambiguous, 100*r.Availability.Share, 100*r.Availability.MinSecond, verdict)
 	}
 	fmt.Fprintln(w, strings.Repeat("=", 100))
+}
+
+// unsafeMode names the unsafe debug hook an expected-failure run's nodes
+// ran with.
+func unsafeMode(env []string) string {
+	for _, kv := range env {
+		switch {
+		case strings.HasPrefix(kv, "STRATA_DEBUG_UNSAFE_LOCAL_READS="):
+			return "unsafe local reads"
+		case strings.HasPrefix(kv, "STRATA_DEBUG_UNSAFE_LEASE_READS="):
+			return "unsafe lease reads"
+		}
+	}
+	return "unsafe reads"
 }
