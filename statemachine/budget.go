@@ -53,6 +53,20 @@ func (b *Budget) keysLeft() (uint64, bool) {
 	return b.Keys, true
 }
 
+// bytesLeft returns how many more bytes b allows, and false if that is
+// not bounded.
+func (b *Budget) bytesLeft() (uint64, bool) {
+	switch {
+	case b == nil:
+		return 0, false
+	case b.bytesOut:
+		return 0, true
+	case b.Bytes == 0:
+		return 0, false
+	}
+	return b.Bytes, true
+}
+
 // spend takes keys pairs of size bytes from b, marking a bounded dimension
 // exhausted when it reaches zero.
 func (b *Budget) spend(keys, size uint64) {
