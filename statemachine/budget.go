@@ -9,8 +9,8 @@ package statemachine
 //
 // A scan stops once the next pair would not fit and returns a resume key;
 // it still returns one pair when none fits, so that paging always makes
-// progress. A get never refuses: it spends what it returns, and may
-// exhaust the budget for the reads after it.
+// progress. A get never refuses: a value found spends one key and the
+// value's bytes, and may exhaust the budget for the reads after it.
 //
 // A bounded dimension that is spent to zero or below is exhausted, not
 // unbounded: Budget remembers that, and then keeps Keys or Bytes at 0.
