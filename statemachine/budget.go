@@ -9,8 +9,8 @@ package statemachine
 //
 // A scan stops once the next pair would not fit and returns a resume key;
 // it still returns one pair when none fits, so that paging always makes
-// progress. A get never refuses: it spends what it returns, and may
-// exhaust the budget for the reads after it.
+// progress. A get never refuses: a value found spends one key and the
+// value's bytes, and may exhaust the budget for the reads after it.
 //
 // A bounded dimension that is spent to zero or below is exhausted, not
 // unbounded: Budget remembers that, and then keeps Keys or Bytes at 0.
@@ -51,6 +51,20 @@ func (b *Budget) keysLeft() (uint64, bool) {
 		return 0, false
 	}
 	return b.Keys, true
+}
+
+// bytesLeft returns how many more bytes b allows, and false if that is
+// not bounded.
+func (b *Budget) bytesLeft() (uint64, bool) {
+	switch {
+	case b == nil:
+		return 0, false
+	case b.bytesOut:
+		return 0, true
+	case b.Bytes == 0:
+		return 0, false
+	}
+	return b.Bytes, true
 }
 
 // spend takes keys pairs of size bytes from b, marking a bounded dimension

@@ -11,9 +11,11 @@ import (
 
 func init() { register(kvpb.Scan, Command{Eval: evalScan}) }
 
-// A scan reads its range in pages of mvcc.Scan, so that a byte budget
-// bounds what it holds: the first page has firstScanPage pairs, each next
-// one twice as many up to maxScanPage.
+// A scan reads its range in pages of mvcc.Scan, which has no byte bound of
+// its own: the first page has firstScanPage pairs, each next one twice as
+// many up to maxScanPage. Under a byte budget a page is also cut to the
+// pairs that should fit, estimated from the pairs read so far (one pair
+// for the first page), so that a scan reads little beyond what it returns.
 const (
 	firstScanPage = 16
 	maxScanPage   = 1024
@@ -30,6 +32,7 @@ func evalScan(r pebble.Reader, h *kvpb.Header, req *kvpb.RequestUnion, b *Budget
 	start, end, limit := s.GetStart(), s.GetEnd(), uint64(s.GetLimit())
 	resp := &kvpb.ScanResponse{}
 	page := uint64(firstScanPage)
+	size := uint64(0) // the bytes of resp.Kvs
 	for {
 		n := page
 		if limit > 0 {
@@ -38,17 +41,25 @@ func evalScan(r pebble.Reader, h *kvpb.Header, req *kvpb.RequestUnion, b *Budget
 		if left, ok := b.keysLeft(); ok {
 			n = min(n, max(left, 1)) // 1: the progress pair
 		}
+		if left, ok := b.bytesLeft(); ok {
+			est := uint64(1)
+			if got := uint64(len(resp.Kvs)); got > 0 {
+				est = left/max(size/got, 1) + 1
+			}
+			n = min(n, est)
+		}
 		got, err := mvcc.Scan(r, start, end, ts, int(n), s.GetKeysOnly())
 		if err != nil {
 			return nil, err
 		}
 		for _, kv := range got {
-			size := uint64(len(kv.Key) + len(kv.Value))
-			if len(resp.Kvs) > 0 && !b.fits(size) {
+			sz := uint64(len(kv.Key) + len(kv.Value))
+			if len(resp.Kvs) > 0 && !b.fits(sz) {
 				resp.ResumeKey = resumeKey(resp.Kvs, end)
 				return scanResponse(resp), nil
 			}
-			b.spend(1, size)
+			b.spend(1, sz)
+			size += sz
 			resp.Kvs = append(resp.Kvs, &api.KeyValue{Key: kv.Key, Value: kv.Value})
 		}
 		if uint64(len(got)) < n {

@@ -100,13 +100,19 @@ func spansOf(group uint64, sys uint64) []raftnode.Span {
 
 func openTestDB(t testing.TB) *pebble.DB {
 	t.Helper()
-	db, err := pebble.Open("db", &pebble.Options{FS: vfs.NewMem(), Comparer: storage.Comparer})
+	db, err := pebble.Open("db", &pebble.Options{FS: vfs.NewMem(), Comparer: storage.Comparer, Logger: quietLogger{pebble.DefaultLogger}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	return db
 }
+
+// quietLogger drops Pebble's informational messages; errors go to Pebble's
+// default logger.
+type quietLogger struct{ pebble.Logger }
+
+func (quietLogger) Infof(string, ...any) {}
 
 // applier applies commands one at a time, each in its own indexed batch,
 // with increasing versions.
