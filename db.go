@@ -55,9 +55,9 @@ type DB struct {
 	// them as the saved replica list (replicasKey), so that of two
 	// concurrent saves the later one never commits the older list.
 	replicaListMu sync.Mutex
-	ops     sync.WaitGroup // calls in flight; Close waits for them
-	closing chan struct{}
-	bg      sync.WaitGroup // background goroutines (GC)
+	ops           sync.WaitGroup // calls in flight; Close waits for them
+	closing       chan struct{}
+	bg            sync.WaitGroup // background goroutines (GC)
 }
 
 // Open opens the node in opts.Dir, creating and bootstrapping it if the

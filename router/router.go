@@ -29,12 +29,26 @@ type Sender interface {
 // write), or it was a read.
 var ErrUnreached = errors.New("router: node not reached")
 
+// Local is what the router needs of this node's replicas; *replica.Store
+// implements it.
+type Local interface {
+	// Send serves a batch on a local replica (see replica.Store.Send).
+	Send(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchResponse, error)
+	// HandleNode serves a request about this node.
+	HandleNode(ctx context.Context, req *kvpb.NodeRequest) *kvpb.NodeResponse
+	// Err is why the node stopped, or nil while it runs.
+	Err() error
+}
+
+var _ Local = (*replica.Store)(nil)
+
 // Config configures a DistSender.
 type Config struct {
 	// NodeID is this node's ID. Required.
 	NodeID uint64
-	// Local serves batches on this node's replicas. Required.
-	Local *replica.Store
+	// Local serves batches on this node's replicas (a *replica.Store).
+	// Required.
+	Local Local
 	// Transport reaches other nodes; nil for a node without peers.
 	Transport transport.Transport
 	// Routes returns the node's shard directory (key to shard). Required.
@@ -101,6 +115,7 @@ func (ds *DistSender) Send(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.Ba
 	}
 	out := &kvpb.BatchResponse{Responses: make([]*kvpb.ResponseUnion, len(reqs))}
 	errs := make([]error, len(order))
+	stamps := make([]uint64, len(order))
 	var wg sync.WaitGroup
 	for i, id := range order {
 		sub := withShard(ba, id)
@@ -119,10 +134,11 @@ func (ds *DistSender) Send(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.Ba
 			for k, j := range byShard[id] {
 				out.Responses[j] = br.GetResponses()[k]
 			}
-			out.Timestamp = max(out.Timestamp, br.GetTimestamp())
+			stamps[i] = br.GetTimestamp()
 		}()
 	}
 	wg.Wait()
+	out.Timestamp = slices.Max(stamps)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
