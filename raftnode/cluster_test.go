@@ -52,7 +52,7 @@ var errTestCommand = errors.New("test: command failed")
 type testSM struct{}
 
 func (testSM) Apply(b *pebble.Batch, e raftnode.Entry, cmd []byte) (raftnode.Result, error) {
-	group, version := e.Group, e.Version
+	group, version := e.Group, e.Index
 	if string(cmd) == "fail" {
 		return raftnode.Result{Err: errTestCommand}, nil
 	}

@@ -27,8 +27,6 @@ type StateMachine interface {
 type Entry struct {
 	// Group and Index are the entry's group and log index.
 	Group, Index uint64
-	// Version is the MVCC version assigned to this command.
-	Version uint64
 	// Spans are the group's Pebble spans (GroupConfig.Spans), the same on
 	// every replica: a command must write only inside them. The slice is
 	// the group's own; do not modify it.

@@ -53,8 +53,22 @@ type group struct {
 type proposal struct {
 	id   uint64
 	term uint64 // the term the leader proposed it in
-	ch   chan proposalResult
+	// done is closed once the proposal is resolved; r holds the outcome
+	// from then on. resolve is called once, by whoever removes the
+	// proposal from its group's map (under the group's lock).
+	done chan struct{}
+	r    proposalResult
 	data []byte // the entry's payload while queued
+}
+
+func newProposal(id uint64) *proposal {
+	return &proposal{id: id, done: make(chan struct{})}
+}
+
+// resolve records the proposal's outcome and wakes its waiters.
+func (p *proposal) resolve(r proposalResult) {
+	p.r = r
+	close(p.done)
 }
 
 type proposalResult struct {
@@ -119,7 +133,7 @@ func (g *group) acceptsFromLocked(node uint64) bool {
 func (g *group) failProposalsBeforeLocked(term uint64) {
 	for id, p := range g.mu.proposals {
 		if p.term < term {
-			p.ch <- proposalResult{err: ErrProposalDropped}
+			p.resolve(proposalResult{err: ErrProposalDropped})
 			delete(g.mu.proposals, id)
 		}
 	}

@@ -188,17 +188,26 @@ func (n *Node) flushProposalsLocked(g *group) {
 	if len(queued) == 0 {
 		return
 	}
+	leader, lead, term := g.leaderLocked()
 	ents := make([]*raftpb.Entry, 0, len(queued))
 	live := queued[:0]
 	for _, p := range queued {
 		if g.mu.proposals[p.id] != p {
 			continue // its caller gave up, or it already failed
 		}
+		if leader && p.term != term {
+			// Queued in an earlier term of this replica's leadership: a
+			// proposal enters the log only in the term it was queued in
+			// (see ProposeAsync).
+			delete(g.mu.proposals, p.id)
+			p.data = nil
+			p.resolve(proposalResult{err: fmt.Errorf("%w: queued in term %d, leader of term %d", ErrProposalDropped, p.term, term)})
+			continue
+		}
 		ents = append(ents, &raftpb.Entry{Type: raftpb.EntryType_EntryNormal.Enum(), Data: p.data})
 		live = append(live, p)
 	}
 	var err error
-	leader, lead, term := g.leaderLocked()
 	switch {
 	case len(ents) == 0:
 	case !leader:
@@ -213,7 +222,7 @@ func (n *Node) flushProposalsLocked(g *group) {
 		p.data = nil
 		if err != nil {
 			delete(g.mu.proposals, p.id)
-			p.ch <- proposalResult{err: err}
+			p.resolve(proposalResult{err: err})
 			continue
 		}
 		p.term = term // the term raft appended it in
@@ -354,7 +363,7 @@ func (n *Node) apply(rds []*ready) error {
 		r.g.mu.Unlock()
 		r.g.log.ReleaseApplied(r.g.applied.Index)
 		for _, d := range r.results {
-			d.p.ch <- d.r
+			d.p.resolve(d.r)
 		}
 		r.results = nil
 	}
@@ -387,13 +396,11 @@ func (n *Node) applyEntries(b *pebble.Batch, r *ready) error {
 				return fmt.Errorf("raftnode: group %d entry %d: %d-byte payload has no proposal ID", g.id, e.GetIndex(), len(data))
 			}
 			id = binary.BigEndian.Uint64(data)
-			version := g.applied.Version + 1
 			var err error
-			res, err = n.sm.Apply(b, Entry{Group: g.id, Index: e.GetIndex(), Version: version, Spans: g.spans}, data[8:])
+			res, err = n.sm.Apply(b, Entry{Group: g.id, Index: e.GetIndex(), Spans: g.spans}, data[8:])
 			if err != nil {
 				return fmt.Errorf("raftnode: group %d apply %d: %w", g.id, e.GetIndex(), err)
 			}
-			g.applied.Version = version
 		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
 			cc, ctx, err := decodeConfChange(e)
 			if err != nil {
@@ -519,7 +526,7 @@ func (n *Node) destroyGroup(g *group) error {
 	n.mu.Unlock()
 	g.mu.Lock()
 	for id, p := range g.mu.proposals {
-		p.ch <- proposalResult{err: fmt.Errorf("%w: replica removed", ErrAmbiguous)}
+		p.resolve(proposalResult{err: fmt.Errorf("%w: replica removed", ErrAmbiguous)})
 		delete(g.mu.proposals, id)
 	}
 	clear(g.mu.queued)

@@ -148,7 +148,7 @@ func (n *Node) fail(cause error) {
 		for _, g := range n.mu.groups {
 			g.mu.Lock()
 			for id, p := range g.mu.proposals {
-				p.ch <- proposalResult{err: fmt.Errorf("%w: %w", ErrAmbiguous, stoppedErr(cause))}
+				p.resolve(proposalResult{err: fmt.Errorf("%w: %w", ErrAmbiguous, stoppedErr(cause))})
 				delete(g.mu.proposals, id)
 			}
 			g.failReadsLocked(stoppedErr(cause))
@@ -376,55 +376,129 @@ func (n *Node) propose(ctx context.Context, groupID uint64, do func(*group, *pro
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	if err := n.Err(); err != nil {
-		return Result{}, stoppedErr(err)
-	}
-	g, err := n.group(groupID)
+	g, p, err := n.enqueue(groupID, 0, do)
 	if err != nil {
 		return Result{}, err
 	}
-	p := &proposal{id: n.nextID.Add(1), ch: make(chan proposalResult, 1)}
-	g.mu.Lock()
-	// Checked again under g.mu: fail records its cause before it fails the
-	// waiters of each group under that group's lock, so a proposal it did
-	// not see sees the cause here instead of waiting forever.
-	if err := n.Err(); err != nil {
-		g.mu.Unlock()
-		return Result{}, stoppedErr(err)
-	}
-	leader, lead, term := g.leaderLocked()
-	if !leader {
-		g.mu.Unlock()
-		return Result{}, &NotLeaderError{Group: groupID, Leader: lead}
-	}
-	p.term = term
-	if err := do(g, p); err != nil {
-		g.mu.Unlock()
-		if errors.Is(err, raft.ErrProposalDropped) {
-			return Result{}, ErrProposalDropped
-		}
-		return Result{}, err
-	}
-	g.mu.proposals[p.id] = p
-	g.mu.Unlock()
-	n.stats.proposals.Add(1)
-	n.signal()
-
 	select {
-	case r := <-p.ch:
-		return r.res, r.err
+	case <-p.done:
+		return p.r.res, p.r.err
 	case <-ctx.Done():
 		g.mu.Lock()
 		delete(g.mu.proposals, p.id)
 		g.mu.Unlock()
 		// The loop may have delivered the result meanwhile.
 		select {
-		case r := <-p.ch:
-			return r.res, r.err
+		case <-p.done:
+			return p.r.res, p.r.err
 		default:
 		}
 		return Result{}, fmt.Errorf("%w: %w", ErrAmbiguous, ctx.Err())
 	}
+}
+
+// enqueue runs do (which queues p for the loop or steps it into raft) on
+// groupID's replica if it leads, in term wantTerm if that is not 0, and
+// registers p to be resolved by the loop.
+func (n *Node) enqueue(groupID, wantTerm uint64, do func(*group, *proposal) error) (*group, *proposal, error) {
+	if err := n.Err(); err != nil {
+		return nil, nil, stoppedErr(err)
+	}
+	g, err := n.group(groupID)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := newProposal(n.nextID.Add(1))
+	g.mu.Lock()
+	// Checked again under g.mu: fail records its cause before it fails the
+	// waiters of each group under that group's lock, so a proposal it did
+	// not see sees the cause here instead of waiting forever.
+	if err := n.Err(); err != nil {
+		g.mu.Unlock()
+		return nil, nil, stoppedErr(err)
+	}
+	leader, lead, term := g.leaderLocked()
+	if !leader {
+		g.mu.Unlock()
+		return nil, nil, &NotLeaderError{Group: groupID, Leader: lead}
+	}
+	if wantTerm != 0 && term != wantTerm {
+		g.mu.Unlock()
+		return nil, nil, fmt.Errorf("%w: term %d began after term %d", ErrProposalDropped, term, wantTerm)
+	}
+	p.term = term
+	if err := do(g, p); err != nil {
+		g.mu.Unlock()
+		if errors.Is(err, raft.ErrProposalDropped) {
+			return nil, nil, ErrProposalDropped
+		}
+		return nil, nil, err
+	}
+	g.mu.proposals[p.id] = p
+	g.mu.Unlock()
+	n.stats.proposals.Add(1)
+	n.signal()
+	return g, p, nil
+}
+
+// Proposal is a command queued by ProposeAsync. Raft resolves it exactly
+// once: applied (its Result), certainly not applied (ErrProposalDropped,
+// *NotLeaderError), or with an unknown outcome (ErrAmbiguous: the node
+// stopped, or the replica was removed or caught up by a snapshot).
+type Proposal struct {
+	n     *Node
+	group uint64
+	p     *proposal
+	start time.Time
+}
+
+// Done is closed once the proposal is resolved.
+func (h *Proposal) Done() <-chan struct{} { return h.p.done }
+
+// Wait returns the proposal's outcome once it is resolved. If ctx ends
+// first it fails with ErrAmbiguous; the proposal stays queued and is still
+// resolved, and Done still closes, as if nobody had waited.
+func (h *Proposal) Wait(ctx context.Context) (res Result, err error) {
+	defer func() { h.n.cfg.Observer.ProposalDone(h.group, time.Since(h.start), err) }()
+	select {
+	case <-h.p.done:
+		return h.p.r.res, h.p.r.err
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("%w: %w", ErrAmbiguous, ctx.Err())
+	}
+}
+
+// ProposeAsync queues cmd on the local replica of group, which must lead
+// it in term (0: any term), and returns at once. Commands queued by
+// ProposeAsync from one goroutine enter the log in the order queued, in
+// that term. It fails with *NotLeaderError on a follower and with
+// ErrProposalDropped if the replica leads a later term: a command queued
+// in a term certainly never applies in another order than its term's.
+func (n *Node) ProposeAsync(groupID, term uint64, cmd []byte) (*Proposal, error) {
+	start := time.Now()
+	_, p, err := n.enqueue(groupID, term, func(g *group, p *proposal) error {
+		p.data = encodeProposal(p.id, cmd)
+		g.mu.queued = append(g.mu.queued, p)
+		return nil
+	})
+	if err != nil {
+		n.cfg.Observer.ProposalDone(groupID, time.Since(start), err)
+		return nil, err
+	}
+	return &Proposal{n: n, group: groupID, p: p, start: start}, nil
+}
+
+// Term returns the local replica of group's current term and whether it
+// leads in it.
+func (n *Node) Term(groupID uint64) (term uint64, leader bool, err error) {
+	g, err := n.group(groupID)
+	if err != nil {
+		return 0, false, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	leader, _, term = g.leaderLocked()
+	return term, leader, nil
 }
 
 // ReadIndex returns once the local replica of group, which must be the

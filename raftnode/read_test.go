@@ -111,7 +111,9 @@ func testReadIndex(t *testing.T, lease bool) {
 	if nreads < readers*reads {
 		t.Errorf("Stats().Reads summed = %d, want at least %d", nreads, readers*reads)
 	}
-	if rounds*2 > nreads {
+	// Raft answers a lease-based ReadIndex at once, so only safe reads have
+	// rounds to share.
+	if !lease && rounds*2 > nreads {
 		t.Errorf("%d ReadIndex rounds for %d reads; concurrent reads should share rounds", rounds, nreads)
 	}
 	c.waitConverged(g)

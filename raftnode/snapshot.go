@@ -312,7 +312,7 @@ func (n *Node) stageSnapshot(b *pebble.Batch, r *ready) error {
 			return err
 		}
 	}
-	as := storage.AppliedState{Index: meta.GetIndex(), Term: meta.GetTerm(), Version: r.snap.applied.Version, ConfState: meta.GetConfState()}
+	as := storage.AppliedState{Index: meta.GetIndex(), Term: meta.GetTerm(), ConfState: meta.GetConfState()}
 	if err := storage.PutAppliedState(b, r.g.id, as); err != nil {
 		return err
 	}
@@ -322,14 +322,14 @@ func (n *Node) stageSnapshot(b *pebble.Batch, r *ready) error {
 // snapshotApplied updates a group after its snapshot was persisted.
 func (n *Node) snapshotApplied(r *ready) {
 	g, meta := r.g, r.rd.Snapshot.GetMetadata()
-	g.applied = storage.AppliedState{Index: meta.GetIndex(), Term: meta.GetTerm(), Version: r.snap.applied.Version, ConfState: meta.GetConfState()}
+	g.applied = storage.AppliedState{Index: meta.GetIndex(), Term: meta.GetTerm(), ConfState: meta.GetConfState()}
 	g.lastApplyTerm = meta.GetTerm()
 	g.mu.Lock()
 	g.mu.appliedIndex = meta.GetIndex()
 	g.mu.confState = meta.GetConfState()
 	// Proposals made before may be inside the snapshot or lost: unknown.
 	for id, p := range g.mu.proposals {
-		p.ch <- proposalResult{err: fmt.Errorf("%w: replica caught up by snapshot", ErrAmbiguous)}
+		p.resolve(proposalResult{err: fmt.Errorf("%w: replica caught up by snapshot", ErrAmbiguous)})
 		delete(g.mu.proposals, id)
 	}
 	g.mu.Unlock()

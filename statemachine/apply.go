@@ -22,6 +22,12 @@ var (
 	// for another group (a system write outside the system group, a user
 	// write inside it) or for a key outside the group's spans.
 	ErrWrongShard = errors.New("statemachine: key outside the shard")
+	// ErrWriteTooOld is a command-level failure: a user write's commit
+	// timestamp (its header's) is missing, or below the newest version of
+	// its key. Writes of a shard are sequenced so that the log's order is
+	// their timestamps' order (package replica); a command that breaks it
+	// is refused rather than written under a newer version.
+	ErrWriteTooOld = errors.New("statemachine: commit timestamp not above the key's newest version")
 )
 
 // KV applies replicated commands to Pebble. It implements
@@ -42,9 +48,13 @@ var _ raftnode.StateMachine = (*KV)(nil)
 //   - ErrBadCommand if data does not decode (kvpb.DecodeCommand) or holds a
 //     write of a method with no registered Apply (GC, for now);
 //   - ErrWrongShard if a system write is not in SystemGroup, a user write
-//     is, or a write's Pebble key is outside every span of e.Spans. The
-//     checks cover every write before any is applied, so a refused command
-//     writes nothing.
+//     is, or a write's Pebble key is outside every span of e.Spans;
+//   - ErrWriteTooOld if the command has user writes but no commit
+//     timestamp (Header.timestamp), or one below the newest version of a
+//     key it writes (equal is a second write of the key in this command).
+//
+// The checks cover every write before any is applied, so a refused command
+// writes nothing. User writes are versions at the header's timestamp.
 //
 // Otherwise Result.Data is the marshaled kvpb.BatchResponse with one
 // response per write, in order. A returned error is a storage failure and
@@ -55,8 +65,15 @@ func (k *KV) Apply(b *pebble.Batch, e raftnode.Entry, data []byte) (raftnode.Res
 		return raftnode.Result{Err: err}, nil // wraps ErrBadCommand
 	}
 	for i, w := range c.Writes {
-		if err := k.check(e, w); err != nil {
+		if err := k.check(e, c.Header, w); err != nil {
 			return raftnode.Result{Err: fmt.Errorf("write %d of entry %d/%d: %w", i, e.Group, e.Index, err)}, nil
+		}
+		refused, err := tooOld(b, c.Header, w)
+		if err != nil {
+			return raftnode.Result{}, err
+		}
+		if refused != nil {
+			return raftnode.Result{Err: fmt.Errorf("write %d of entry %d/%d: %w", i, e.Group, e.Index, refused)}, nil
 		}
 	}
 	br := &kvpb.BatchResponse{Responses: make([]*kvpb.ResponseUnion, 0, len(c.Writes))}
@@ -77,7 +94,7 @@ func (k *KV) Apply(b *pebble.Batch, e raftnode.Entry, data []byte) (raftnode.Res
 // check decides whether the write w may be applied at entry e: its method
 // has an Apply, it is in the right kind of group, and its key is inside
 // the group's spans.
-func (k *KV) check(e raftnode.Entry, w *kvpb.RequestUnion) error {
+func (k *KV) check(e raftnode.Entry, h *kvpb.Header, w *kvpb.RequestUnion) error {
 	m := kvpb.MethodOf(w)
 	if commands[m].Apply == nil {
 		return fmt.Errorf("%w: %v is not supported yet", ErrBadCommand, m)
@@ -97,14 +114,39 @@ func (k *KV) check(e raftnode.Entry, w *kvpb.RequestUnion) error {
 		// inside e.Spans.
 		return nil
 	}
-	pk := storage.SystemKey(key)
-	if !system {
-		pk = mvcc.EncodeKey(key, e.Version)
+	if system {
+		if !inSpans(storage.SystemKey(key), e.Spans) {
+			return fmt.Errorf("%w: %v of key %q, outside the spans of group %d", ErrWrongShard, m, key, e.Group)
+		}
+		return nil
 	}
-	if !inSpans(pk, e.Spans) {
+	ts := h.GetTimestamp()
+	if ts == 0 {
+		return fmt.Errorf("%w: %v of key %q has no commit timestamp", ErrWriteTooOld, m, key)
+	}
+	if !inSpans(mvcc.EncodeKey(key, ts), e.Spans) {
 		return fmt.Errorf("%w: %v of key %q, outside the spans of group %d", ErrWrongShard, m, key, e.Group)
 	}
 	return nil
+}
+
+// tooOld refuses (the first result) a user write whose key has a version
+// newer than the command's commit timestamp, as r holds it. The second
+// result is a storage failure.
+func tooOld(r pebble.Reader, h *kvpb.Header, w *kvpb.RequestUnion) (refused, err error) {
+	m := kvpb.MethodOf(w)
+	key, _ := kvpb.Span(w)
+	if key == nil || m.Flags().Has(kvpb.IsSystem) {
+		return nil, nil
+	}
+	_, newest, _, err := mvcc.Get(r, key, mvcc.MaxTimestamp)
+	if err != nil {
+		return nil, fmt.Errorf("statemachine: newest version of %q: %w", key, err)
+	}
+	if ts := h.GetTimestamp(); newest > ts {
+		return fmt.Errorf("%w: %v of key %q at %d, newest version %d", ErrWriteTooOld, m, key, ts, newest), nil
+	}
+	return nil, nil
 }
 
 // inSpans reports whether the Pebble key k is in one of spans, each

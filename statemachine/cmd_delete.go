@@ -10,10 +10,10 @@ import (
 
 func init() { register(kvpb.Delete, Command{Apply: applyDelete}) }
 
-// applyDelete writes a tombstone as the entry's version of the user key.
+// applyDelete writes a tombstone at the command's commit timestamp of the user key.
 // Deleting an absent key is not an error.
-func applyDelete(b *pebble.Batch, e raftnode.Entry, _ *kvpb.Header, req *kvpb.RequestUnion) (*kvpb.ResponseUnion, error) {
-	if err := mvcc.Delete(b, req.GetDelete().GetKey(), e.Version); err != nil {
+func applyDelete(b *pebble.Batch, _ raftnode.Entry, h *kvpb.Header, req *kvpb.RequestUnion) (*kvpb.ResponseUnion, error) {
+	if err := mvcc.Delete(b, req.GetDelete().GetKey(), h.GetTimestamp()); err != nil {
 		return nil, err
 	}
 	return &kvpb.ResponseUnion{Value: &kvpb.ResponseUnion_Delete{Delete: &api.DeleteResponse{}}}, nil

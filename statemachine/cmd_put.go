@@ -10,10 +10,10 @@ import (
 
 func init() { register(kvpb.Put, Command{Apply: applyPut}) }
 
-// applyPut writes the value as the entry's version of the user key.
-func applyPut(b *pebble.Batch, e raftnode.Entry, _ *kvpb.Header, req *kvpb.RequestUnion) (*kvpb.ResponseUnion, error) {
+// applyPut writes the value at the command's commit timestamp of the user key.
+func applyPut(b *pebble.Batch, _ raftnode.Entry, h *kvpb.Header, req *kvpb.RequestUnion) (*kvpb.ResponseUnion, error) {
 	p := req.GetPut()
-	if err := mvcc.Put(b, p.GetKey(), p.GetValue(), e.Version); err != nil {
+	if err := mvcc.Put(b, p.GetKey(), p.GetValue(), h.GetTimestamp()); err != nil {
 		return nil, err
 	}
 	return &kvpb.ResponseUnion{Value: &kvpb.ResponseUnion_Put{Put: &api.PutResponse{}}}, nil

@@ -106,7 +106,7 @@ func ddApply(t *testing.T, d *datadriven.TestData, db *pebble.DB, kv *KV, versio
 	d.ScanArgs(t, "group", &group)
 	*version++
 	d.MaybeScanArgs(t, "version", version)
-	e := raftnode.Entry{Group: group, Index: *version, Version: *version, Spans: spansOf(group, 1)}
+	e := raftnode.Entry{Group: group, Index: *version, Spans: spansOf(group, 1)}
 	if d.HasArg("span") {
 		var start, end string
 		d.ScanArgs(t, "span", &start, &end)
@@ -142,7 +142,7 @@ func ddApply(t *testing.T, d *datadriven.TestData, db *pebble.DB, kv *KV, versio
 			d.Fatalf(t, "unknown write %q", f[0])
 		}
 	}
-	data, err := kvpb.EncodeCommand(&kvpb.ReplicatedCommand{Writes: writes})
+	data, err := kvpb.EncodeCommand(&kvpb.ReplicatedCommand{Header: &kvpb.Header{Timestamp: *version}, Writes: writes})
 	if err != nil {
 		d.Fatalf(t, "%v", err)
 	}

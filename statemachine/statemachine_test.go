@@ -90,6 +90,25 @@ func encode(t testing.TB, writes ...*kvpb.RequestUnion) []byte {
 
 // spansOf returns the spans of a test group: all system data for the
 // system group, all user data for a user group.
+// stamp returns data with its command's commit timestamp set to ts, as the
+// replica's sequencer sets it before proposing; data that does not decode is
+// returned as it is.
+func stamp(data []byte, ts uint64) []byte {
+	c, err := kvpb.DecodeCommand(data)
+	if err != nil {
+		return data
+	}
+	if c.Header == nil {
+		c.Header = &kvpb.Header{}
+	}
+	c.Header.Timestamp = ts
+	out, err := kvpb.EncodeCommand(c)
+	if err != nil {
+		return data
+	}
+	return out
+}
+
 func spansOf(group uint64, sys uint64) []raftnode.Span {
 	start, end := storage.UserSpan()
 	if group == sys {
@@ -134,13 +153,14 @@ func (a *applier) apply(group uint64, writes ...*kvpb.RequestUnion) (raftnode.Re
 	return a.applyRaw(raftnode.Entry{Group: group, Spans: spansOf(group, sys)}, encode(a.t, writes...))
 }
 
-// applyRaw applies data at e (its Index and Version set here) and commits
+// applyRaw applies data at e (its Index, and the command's timestamp, set here) and commits
 // the batch. It returns the result, the responses it holds (checked to
 // match data's writes), and the committed, still open, batch.
 func (a *applier) applyRaw(e raftnode.Entry, data []byte) (raftnode.Result, []*kvpb.ResponseUnion, *pebble.Batch) {
 	a.t.Helper()
 	a.version++
-	e.Index, e.Version = a.version, a.version
+	e.Index = a.version
+	data = stamp(data, a.version)
 	b := a.db.NewIndexedBatch()
 	a.t.Cleanup(func() { _ = b.Close() })
 	res, err := a.kv.Apply(b, e, data)
@@ -356,7 +376,7 @@ func TestApplyCASSeesEarlierWrites(t *testing.T) {
 		}
 		for i, c := range cmds {
 			data := encode(t, c)
-			res, err := kv.Apply(b, raftnode.Entry{Group: testUserGroup, Index: uint64(i + 1), Version: uint64(i + 1), Spans: spansOf(testUserGroup, 1)}, data)
+			res, err := kv.Apply(b, raftnode.Entry{Group: testUserGroup, Index: uint64(i + 1), Spans: spansOf(testUserGroup, 1)}, stamp(data, uint64(i+1)))
 			if err != nil || res.Err != nil {
 				t.Fatalf("command %d: %+v, %v", i, res, err)
 			}
@@ -567,7 +587,7 @@ func FuzzApply(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, group := range []uint64{testUserGroup, testSysGroup} {
 			b := db.NewIndexedBatch()
-			res, err := kv.Apply(b, raftnode.Entry{Group: group, Index: 1, Version: 1, Spans: spansOf(group, 1)}, data)
+			res, err := kv.Apply(b, raftnode.Entry{Group: group, Index: 1, Spans: spansOf(group, 1)}, stamp(data, 1))
 			if err != nil {
 				t.Fatalf("Apply(%x) in group %d: storage error %v", data, group, err)
 			}
@@ -669,7 +689,7 @@ func TestApplyDeterministic(t *testing.T) {
 			b := db.NewIndexedBatch()
 			for _, e := range p {
 				index++
-				res, err := kv.Apply(b, raftnode.Entry{Group: e.group, Index: index, Version: index, Spans: spansOf(e.group, 1)}, e.data)
+				res, err := kv.Apply(b, raftnode.Entry{Group: e.group, Index: index, Spans: spansOf(e.group, 1)}, stamp(e.data, index))
 				if err != nil {
 					t.Fatalf("Apply(%x): %v", e.data, err)
 				}
@@ -768,4 +788,48 @@ func TestApplyModel(t *testing.T) {
 			t.Fatalf("step %d: system keys %q, want %q", i, got, system)
 		}
 	}
+}
+
+// TestApplyWriteTooOld: a user write below its key's newest version, or
+// with no commit timestamp, is refused whole and writes nothing; two writes
+// of one key in one command share its timestamp, and the later wins.
+func TestApplyWriteTooOld(t *testing.T) {
+	db := openTestDB(t)
+	var kv KV
+	spans := spansOf(testUserGroup, 1)
+	apply := func(ts uint64, writes ...*kvpb.RequestUnion) (raftnode.Result, *pebble.Batch) {
+		t.Helper()
+		data, err := kvpb.EncodeCommand(&kvpb.ReplicatedCommand{Header: &kvpb.Header{Timestamp: ts}, Writes: writes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := db.NewIndexedBatch()
+		t.Cleanup(func() { _ = b.Close() })
+		res, err := kv.Apply(b, raftnode.Entry{Group: testUserGroup, Index: ts, Spans: spans}, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+		return res, b
+	}
+	if res, _ := apply(5, put("k", "a"), put("k", "b")); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if v, _, found, err := mvcc.Get(db, []byte("k"), mvcc.MaxTimestamp); err != nil || !found || string(v) != "b" {
+		t.Fatalf("k = %q, %v, %v; want the later write of the command", v, found, err)
+	}
+	res, b := apply(3, put("j", "x"), put("k", "c"))
+	wantRefused(t, "put below the newest version", res, b, ErrWriteTooOld)
+	res, b = apply(0, put("j", "x"))
+	wantRefused(t, "put with no timestamp", res, b, ErrWriteTooOld)
+	res, b = apply(4, cas("k", []byte("b"), []byte("c")))
+	wantRefused(t, "compare-and-swap below the newest version", res, b, ErrWriteTooOld)
+	if res, _ := apply(6, del("k")); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	// A tombstone is a version too.
+	res, b = apply(5, put("k", "d"))
+	wantRefused(t, "put below a tombstone", res, b, ErrWriteTooOld)
 }

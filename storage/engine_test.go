@@ -60,7 +60,7 @@ func TestCrashSyncedDataSurvives(t *testing.T) {
 	if err := l.StageHardState(b, hs); err != nil {
 		t.Fatal(err)
 	}
-	if err := PutAppliedState(b, 1, AppliedState{Index: 15, Term: 1, Version: 15, ConfState: &raftpb.ConfState{Voters: []uint64{1}}}); err != nil {
+	if err := PutAppliedState(b, 1, AppliedState{Index: 15, Term: 1, ConfState: &raftpb.ConfState{Voters: []uint64{1}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Commit(b, true); err != nil {
@@ -93,7 +93,7 @@ func TestCrashSyncedDataSurvives(t *testing.T) {
 		t.Fatalf("hard state after crash = %v, want %v", l2.HardState(), hs)
 	}
 	as, err := LoadAppliedState(e2.DB(), 1)
-	if err != nil || as.Index != 15 || as.Version != 15 {
+	if err != nil || as.Index != 15 || as.Term != 1 {
 		t.Fatalf("applied state after crash = %+v, %v", as, err)
 	}
 	// The format version written at creation was synced too.

@@ -12,8 +12,8 @@ package storage
 //	0x01 | group(8, BE) | 0x02                    raft HardState of a group (protobuf)
 //	0x01 | group(8, BE) | 0x03                    truncated state: index and term of the last entry
 //	                                              removed from the log (16 bytes, BE)
-//	0x01 | group(8, BE) | 0x04                    applied state: applied index, its term, the
-//	                                              ConfState and the group's last MVCC version
+//	0x01 | group(8, BE) | 0x04                    applied state: applied index, its term and the
+//	                                              ConfState
 //	0x02 | key                                    system data, replicated by the system shard
 //	                                              (group 1): shard descriptors, later leases, TSO
 //	0x03 | mvcc key                               user data, replicated by the user shard whose
@@ -21,12 +21,13 @@ package storage
 //
 // The MVCC key of user data is encoded by package mvcc as
 //
-//	escape(user key) | 0x00 0x01 | ^version(8, BE)
+//	escape(user key) | 0x00 0x01 | ^commit timestamp(8, BE)
 //
 // where escape turns every 0x00 byte into 0x00 0xFF. The escaping keeps the
 // encoding prefix-free and order preserving, so user keys sort as their
-// bytes do, and the inverted version sorts the versions of one key newest
-// first: a read at a timestamp is one forward seek.
+// bytes do, and the inverted commit timestamp (a txn/tso.Timestamp) sorts
+// the versions of one key newest first: a read at a timestamp is one
+// forward seek.
 //
 // Pebble's comparer (comparer.go, recorded in the store since format 2) is
 // bytewise but splits a full MVCC key before its version, so bloom filters

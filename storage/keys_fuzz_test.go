@@ -94,7 +94,7 @@ func FuzzAppliedStateRoundTrip(f *testing.F) {
 	f.Add(uint64(0), uint64(0), uint64(0), []byte{}, []byte{}, false)
 	f.Add(uint64(10), uint64(2), uint64(99), []byte{1, 2, 3}, []byte{4}, true)
 	f.Add(uint64(math.MaxUint64), uint64(math.MaxUint64), uint64(math.MaxUint64), []byte{255}, []byte{}, false)
-	f.Fuzz(func(t *testing.T, index, term, version uint64, voters, learners []byte, autoLeave bool) {
+	f.Fuzz(func(t *testing.T, index, term, _ uint64, voters, learners []byte, autoLeave bool) {
 		cs := &raftpb.ConfState{AutoLeave: proto.Bool(autoLeave)}
 		for _, v := range voters {
 			cs.Voters = append(cs.Voters, uint64(v))
@@ -105,7 +105,7 @@ func FuzzAppliedStateRoundTrip(f *testing.F) {
 		if len(voters) > 2 {
 			cs.VotersOutgoing = append(cs.VotersOutgoing, uint64(voters[0]))
 		}
-		a := AppliedState{Index: index, Term: term, Version: version, ConfState: cs}
+		a := AppliedState{Index: index, Term: term, ConfState: cs}
 		b, err := a.Encode()
 		if err != nil {
 			t.Fatal(err)
@@ -114,7 +114,7 @@ func FuzzAppliedStateRoundTrip(f *testing.F) {
 		if err != nil {
 			t.Fatalf("DecodeAppliedState(Encode(%+v)): %v", a, err)
 		}
-		if got.Index != index || got.Term != term || got.Version != version || !proto.Equal(got.ConfState, cs) {
+		if got.Index != index || got.Term != term || !proto.Equal(got.ConfState, cs) {
 			t.Fatalf("round trip: got %+v, want %+v", got, a)
 		}
 	})
@@ -138,13 +138,13 @@ func TestAppliedStateNilConfState(t *testing.T) {
 // FuzzDecodeAppliedState feeds arbitrary bytes to DecodeAppliedState: it
 // must not panic, and what it accepts must survive a re-encode.
 func FuzzDecodeAppliedState(f *testing.F) {
-	good, _ := (&AppliedState{Index: 7, Term: 3, Version: 11, ConfState: &raftpb.ConfState{Voters: []uint64{1, 2, 3}}}).Encode()
+	good, _ := (&AppliedState{Index: 7, Term: 3, ConfState: &raftpb.ConfState{Voters: []uint64{1, 2, 3}}}).Encode()
 	f.Add([]byte{})
 	f.Add(make([]byte, 23))
-	f.Add(make([]byte, 24))
+	f.Add(make([]byte, 16))
 	f.Add(good)
-	f.Add(append(make([]byte, 24), 0xff, 0xff, 0xff))
-	f.Add(append(make([]byte, 24), 0x0a, 0x05, 0x01))
+	f.Add(append(make([]byte, 16), 0xff, 0xff, 0xff))
+	f.Add(append(make([]byte, 16), 0x0a, 0x05, 0x01))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := DecodeAppliedState(b)
 		if err != nil {
@@ -153,7 +153,7 @@ func FuzzDecodeAppliedState(f *testing.F) {
 		if a.ConfState == nil {
 			t.Fatalf("DecodeAppliedState(%x) returned a nil ConfState", b)
 		}
-		if a.Index != binary.BigEndian.Uint64(b) || a.Term != binary.BigEndian.Uint64(b[8:]) || a.Version != binary.BigEndian.Uint64(b[16:]) {
+		if a.Index != binary.BigEndian.Uint64(b) || a.Term != binary.BigEndian.Uint64(b[8:]) {
 			t.Fatalf("DecodeAppliedState(%x) = %+v: header fields differ", b, a)
 		}
 		re, err := a.Encode()
@@ -164,7 +164,7 @@ func FuzzDecodeAppliedState(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decode re-encoded %x: %v", re, err)
 		}
-		if a2.Index != a.Index || a2.Term != a.Term || a2.Version != a.Version || !proto.Equal(a2.ConfState, a.ConfState) {
+		if a2.Index != a.Index || a2.Term != a.Term || !proto.Equal(a2.ConfState, a.ConfState) {
 			t.Fatalf("re-encode changed the state: %+v -> %+v", a, a2)
 		}
 	})

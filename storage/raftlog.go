@@ -18,17 +18,15 @@ import (
 type AppliedState struct {
 	Index     uint64            // index of the last applied entry
 	Term      uint64            // term of that entry
-	Version   uint64            // last MVCC version the group assigned
 	ConfState *raftpb.ConfState // membership as of Index
 }
 
-// Encode returns the stored form: index, term, version (8 bytes each, BE),
-// then the ConfState in protobuf.
+// Encode returns the stored form: index and term (8 bytes each, BE), then
+// the ConfState in protobuf.
 func (a *AppliedState) Encode() ([]byte, error) {
-	buf := make([]byte, 24, 64)
+	buf := make([]byte, 16, 64)
 	binary.BigEndian.PutUint64(buf[0:], a.Index)
 	binary.BigEndian.PutUint64(buf[8:], a.Term)
-	binary.BigEndian.PutUint64(buf[16:], a.Version)
 	cs := a.ConfState
 	if cs == nil {
 		cs = &raftpb.ConfState{}
@@ -38,16 +36,15 @@ func (a *AppliedState) Encode() ([]byte, error) {
 
 // DecodeAppliedState parses the stored form of an AppliedState.
 func DecodeAppliedState(b []byte) (AppliedState, error) {
-	if len(b) < 24 {
-		return AppliedState{}, fmt.Errorf("storage: applied state is %d bytes, want at least 24", len(b))
+	if len(b) < 16 {
+		return AppliedState{}, fmt.Errorf("storage: applied state is %d bytes, want at least 16", len(b))
 	}
 	a := AppliedState{
 		Index:     binary.BigEndian.Uint64(b[0:]),
 		Term:      binary.BigEndian.Uint64(b[8:]),
-		Version:   binary.BigEndian.Uint64(b[16:]),
 		ConfState: &raftpb.ConfState{},
 	}
-	if err := proto.Unmarshal(b[24:], a.ConfState); err != nil {
+	if err := proto.Unmarshal(b[16:], a.ConfState); err != nil {
 		return AppliedState{}, fmt.Errorf("storage: applied state conf state: %w", err)
 	}
 	return a, nil
