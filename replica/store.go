@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/strata-kv/strata/api"
@@ -13,6 +14,7 @@ import (
 	"github.com/strata-kv/strata/raftnode"
 	"github.com/strata-kv/strata/statemachine"
 	"github.com/strata-kv/strata/storage"
+	"github.com/strata-kv/strata/txn/tso"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -49,19 +51,30 @@ type Config struct {
 	// Directory returns the node's local copy of the shard directory, for
 	// a NodeRequest. Required.
 	Directory func() ([]*kvpb.ShardDescriptor, error)
+	// Timestamps hands out commit timestamps from the timestamp oracle, n
+	// consecutive ones at a time. Required.
+	Timestamps tso.Fetcher
 }
 
 // Store serves the batches addressed to this node's replicas. It is safe
 // for concurrent use.
 type Store struct {
-	cfg Config
+	cfg    Config
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the sequencers' wave goroutines
+
+	mu struct {
+		sync.Mutex
+		seqs map[uint64]*sequencer // by shard, created on first write
+	}
 }
 
 // New returns a Store.
 func New(cfg Config) (*Store, error) {
 	if cfg.NodeID == 0 || cfg.Node == nil || cfg.Engine == nil || cfg.Descriptor == nil ||
-		cfg.CreateReplica == nil || cfg.Directory == nil {
-		return nil, errors.New("replica: Config needs NodeID, Node, Engine, Descriptor, CreateReplica and Directory")
+		cfg.CreateReplica == nil || cfg.Directory == nil || cfg.Timestamps == nil {
+		return nil, errors.New("replica: Config needs NodeID, Node, Engine, Descriptor, CreateReplica, Directory and Timestamps")
 	}
 	if cfg.SystemShard == 0 {
 		cfg.SystemShard = 1
@@ -69,7 +82,29 @@ func New(cfg Config) (*Store, error) {
 	if cfg.MaxReadBytes == 0 {
 		cfg.MaxReadBytes = DefaultMaxReadBytes
 	}
-	return &Store{cfg: cfg}, nil
+	st := &Store{cfg: cfg}
+	st.ctx, st.cancel = context.WithCancel(context.Background())
+	st.mu.seqs = make(map[uint64]*sequencer)
+	return st, nil
+}
+
+// Close stops the store's goroutines: writes waiting for a commit
+// timestamp fail, not proposed. Call it once the node stops serving.
+func (s *Store) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// sequencer returns shard id's sequencer.
+func (s *Store) sequencer(id uint64) *sequencer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.mu.seqs[id]
+	if q == nil {
+		q = newSequencer(s.ctx, &s.wg, s.cfg.Node, id, s.cfg.Timestamps)
+		s.mu.seqs[id] = q
+	}
+	return q
 }
 
 // Err returns why the node stopped (after a storage failure, or Close), or
@@ -169,9 +204,21 @@ func (s *Store) read(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchRes
 		return err
 	}
 	if h.GetReadLevel() == api.ReadLevel_READ_LEVEL_LINEARIZABLE && !s.cfg.UnsafeLocalReads {
-		if err := s.cfg.Node.Read(ctx, id, eval); err != nil {
+		read := eval
+		if ts := h.GetTimestamp(); ts != 0 {
+			// A read at a timestamp waits until no write at or below it
+			// can still commit here (docs/time.md, rule 3).
+			read = func(r pebble.Reader) error {
+				if err := s.sequencer(id).waitBelow(ctx, tso.Timestamp(ts)); err != nil {
+					return err
+				}
+				return eval(r)
+			}
+		}
+		if err := s.cfg.Node.Read(ctx, id, read); err != nil {
 			return nil, err
 		}
+		br.Timestamp = h.GetTimestamp()
 		return br, nil
 	}
 	// Serializable: whatever the local replica has applied. Only a node
@@ -216,11 +263,27 @@ func (s *Store) write(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchRe
 			return nil, fmt.Errorf("%w: request %d (%v): a batch with writes holds only writes", kvpb.ErrBadBatch, i, kvpb.MethodOf(r))
 		}
 	}
-	data, err := kvpb.EncodeCommand(&kvpb.ReplicatedCommand{Header: ba.GetHeader(), Writes: ba.GetRequests()})
+	h := proto.CloneOf(ba.GetHeader())
+	var (
+		prop *raftnode.Proposal
+		ts   tso.Timestamp
+		err  error
+	)
+	cmd := &kvpb.ReplicatedCommand{Header: h, Writes: ba.GetRequests()}
+	if h.GetShardId() == s.cfg.SystemShard {
+		// System writes carry no MVCC version: no timestamp to wait for.
+		var data []byte
+		if data, err = kvpb.EncodeCommand(cmd); err == nil {
+			prop, err = s.cfg.Node.ProposeAsync(h.GetShardId(), 0, data)
+		}
+	} else {
+		h.Timestamp = 0 // the sequencer gives user writes their commit timestamp
+		prop, ts, err = s.sequencer(h.GetShardId()).submit(ctx, cmd)
+	}
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.cfg.Node.Propose(ctx, ba.GetHeader().GetShardId(), data)
+	res, err := prop.Wait(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -232,6 +295,7 @@ func (s *Store) write(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchRe
 		// The command applied: its answer is unreadable, not its outcome.
 		return nil, fmt.Errorf("%w: answer of an applied command: %w", kvpb.ErrAmbiguous, err)
 	}
+	br.Timestamp = uint64(ts)
 	return br, nil
 }
 

@@ -3,6 +3,7 @@ package replica_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,16 +15,29 @@ import (
 	"github.com/strata-kv/strata/replica"
 	"github.com/strata-kv/strata/statemachine"
 	"github.com/strata-kv/strata/storage"
+	"github.com/strata-kv/strata/txn/tso"
 	"google.golang.org/protobuf/proto"
 )
 
 // userShard is the test's user shard: keys [a, m).
 var userShard = &kvpb.ShardDescriptor{Id: 2, Start: []byte("a"), End: []byte("m"), Replicas: []uint64{1}}
 
+// counter is a timestamp source for tests: consecutive timestamps from 1.
+type counter struct{ last atomic.Uint64 }
+
+func (c *counter) Fetch(_ context.Context, n int) (tso.Timestamp, error) {
+	return tso.Timestamp(c.last.Add(uint64(n)) - uint64(n) + 1), nil
+}
+
 // newStore starts a single node hosting the system shard and userShard,
-// and waits until it leads both.
-func newStore(t *testing.T) *replica.Store {
+// and waits until it leads both. Its commit timestamps come from ts
+// (default: a counter).
+func newStore(t *testing.T, ts ...tso.Fetcher) *replica.Store {
 	t.Helper()
+	var fetcher tso.Fetcher = &counter{}
+	if len(ts) > 0 {
+		fetcher = ts[0]
+	}
 	eng, err := storage.Open(storage.Options{Dir: "db", FS: vfs.NewMem()})
 	if err != nil {
 		t.Fatal(err)
@@ -44,11 +58,15 @@ func newStore(t *testing.T) *replica.Store {
 		}
 	}
 	n.Start(nil)
+	var s *replica.Store
 	t.Cleanup(func() {
+		if s != nil {
+			s.Close()
+		}
 		_ = n.Close()
 		_ = eng.Close()
 	})
-	s, err := replica.New(replica.Config{
+	s, err = replica.New(replica.Config{
 		NodeID: 1, Node: n, Engine: eng,
 		Descriptor: func(id uint64) (*kvpb.ShardDescriptor, bool) {
 			if id == userShard.Id {
@@ -58,6 +76,7 @@ func newStore(t *testing.T) *replica.Store {
 		},
 		CreateReplica: func(context.Context, *kvpb.ShardDescriptor, bool) error { return errors.New("not here") },
 		Directory:     func() ([]*kvpb.ShardDescriptor, error) { return []*kvpb.ShardDescriptor{userShard}, nil },
+		Timestamps:    fetcher,
 	})
 	if err != nil {
 		t.Fatal(err)
