@@ -20,6 +20,7 @@ import (
 	"github.com/strata-kv/strata/statemachine"
 	"github.com/strata-kv/strata/storage"
 	"github.com/strata-kv/strata/transport"
+	"github.com/strata-kv/strata/txn/tso"
 )
 
 // Store-local metadata keys.
@@ -425,38 +426,68 @@ func (db *DB) gcLoop() {
 		}
 		// A failure is retried at the next tick; one that stopped the
 		// engine is reported by every call from then on.
-		_, _ = db.GC()
+		ctx, cancel := context.WithTimeout(context.Background(), db.opts.GCInterval)
+		_, _ = db.GC(ctx)
+		cancel()
 	}
 }
 
-// GC removes, in every local user shard, the versions superseded by a newer
-// one. Reads see the same data before and after. It returns how many
+// GC removes, in every local replica of a user shard, the versions that no
+// read within Options.HistoryRetention can see: for each key, the versions
+// older than the newest one at or below the horizon (now minus the
+// retention), and that one too if it is a tombstone. Reads at or above the
+// horizon see the same data before and after; a read at a timestamp below
+// it fails with ErrTimestampTooOld on this replica. It returns how many
 // versions it removed.
-func (db *DB) GC() (int, error) {
+//
+// GC runs on each node on its own, so the replicas of a shard may hold
+// different versions below their horizons (each refuses the reads it can no
+// longer answer); a replicated GC threshold is yet to come.
+func (db *DB) GC(ctx context.Context) (int, error) {
 	if err := db.begin(); err != nil {
 		return 0, err
 	}
 	defer db.ops.Done()
+	now, err := db.Now(ctx)
+	if err != nil {
+		return 0, err
+	}
+	horizon := tso.FromTime(now.WallTime().Add(-db.opts.HistoryRetention))
 	total := 0
 	for _, d := range db.Shards() {
-		as, err := storage.LoadAppliedState(db.eng.DB(), d.ID)
-		if err != nil || as.Index == 0 {
-			continue
+		if _, err := db.node.AppliedIndex(d.ID); err != nil {
+			continue // not hosted here
 		}
-		snap := db.eng.DB().NewSnapshot()
-		b := db.eng.NewBatch()
-		n, err := mvcc.GC(snap, b, d.Start, d.End, as.Version)
-		if err == nil && n > 0 {
-			err = db.eng.Commit(b, false)
-		}
-		b.Close()
-		snap.Close()
+		n, err := db.gcShard(d, horizon)
 		if err != nil {
 			return total, err
 		}
 		total += n
 	}
 	return total, nil
+}
+
+// gcShard collects the local replica of d below horizon.
+func (db *DB) gcShard(d shard.Descriptor, horizon tso.Timestamp) (int, error) {
+	snap := db.eng.DB().NewSnapshot()
+	defer snap.Close()
+	b := db.eng.NewBatch()
+	defer b.Close()
+	// The horizon goes in the batch that removes what it allows to: a read
+	// that finds it lower finds the versions still there.
+	if old, err := storage.Get(snap, storage.GCHorizonKey(d.ID)); err == nil && len(old) == 8 {
+		horizon = max(horizon, tso.Timestamp(binary.BigEndian.Uint64(old)))
+	} else if err != nil && !errors.Is(err, pebble.ErrNotFound) {
+		return 0, err
+	}
+	if err := b.Set(storage.GCHorizonKey(d.ID), binary.BigEndian.AppendUint64(nil, uint64(horizon)), nil); err != nil {
+		return 0, err
+	}
+	n, err := mvcc.GC(snap, b, d.Start, d.End, uint64(horizon))
+	if err != nil {
+		return 0, err
+	}
+	return n, db.eng.Commit(b, false)
 }
 
 // forwardHandler serves the requests other nodes forward to this one, as

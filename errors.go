@@ -30,6 +30,9 @@ var (
 	ErrClosed = errors.New("strata: db closed")
 	// ErrAmbiguous means a write may or may not have been applied.
 	ErrAmbiguous = kvpb.ErrAmbiguous
+	// ErrTimestampTooOld rejects a read at a timestamp below what the
+	// replica keeps history for (Options.HistoryRetention).
+	ErrTimestampTooOld = kvpb.ErrTimestampTooOld
 	// ErrStopped means the node stopped, e.g. after a storage failure.
 	ErrStopped = raftnode.ErrStopped
 )

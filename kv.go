@@ -34,7 +34,7 @@ func validateValue(v []byte) error {
 
 // Get returns the value of key, or ErrNotFound. It is linearizable.
 func (db *DB) Get(ctx context.Context, key []byte) ([]byte, error) {
-	return db.get(ctx, key, api.ReadLevel_READ_LEVEL_LINEARIZABLE)
+	return db.get(ctx, key, api.ReadLevel_READ_LEVEL_LINEARIZABLE, 0)
 }
 
 // GetSerializable returns the value of key as a replica of its shard has
@@ -44,14 +44,15 @@ func (db *DB) Get(ctx context.Context, key []byte) ([]byte, error) {
 // by as much as that replica lags; it never returns a value that was not
 // written. Like etcd's serializable reads.
 func (db *DB) GetSerializable(ctx context.Context, key []byte) ([]byte, error) {
-	return db.get(ctx, key, api.ReadLevel_READ_LEVEL_SERIALIZABLE)
+	return db.get(ctx, key, api.ReadLevel_READ_LEVEL_SERIALIZABLE, 0)
 }
 
-func (db *DB) get(ctx context.Context, key []byte, level api.ReadLevel) ([]byte, error) {
+// get reads key at ts (0: the newest version).
+func (db *DB) get(ctx context.Context, key []byte, level api.ReadLevel, ts Timestamp) ([]byte, error) {
 	if err := validateKey(key); err != nil {
 		return nil, err
 	}
-	br, err := db.send(ctx, batch(&kvpb.Header{ReadLevel: level},
+	br, err := db.send(ctx, batch(&kvpb.Header{ReadLevel: level, Timestamp: uint64(ts)},
 		&kvpb.RequestUnion{Value: &kvpb.RequestUnion_Get{Get: &api.GetRequest{Key: key}}}))
 	if err != nil {
 		return nil, err
@@ -110,15 +111,24 @@ func (db *DB) CompareAndSwap(ctx context.Context, key, old, new []byte) (bool, e
 
 // Scan returns the keys in [start, end) with their values, in key order,
 // at most limit of them (limit <= 0: no limit). A nil end means no upper
-// bound. Each shard's part is read linearizably; the scan as a whole is
-// not atomic across shards.
+// bound. It is one consistent cut: every shard is read at one timestamp,
+// taken when the scan begins, so it sees every write acknowledged before
+// it began and none that began after.
 func (db *DB) Scan(ctx context.Context, start, end []byte, limit int) ([]KV, error) {
-	return db.scan(ctx, start, end, limit, false)
+	ts, err := db.Now(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return db.scan(ctx, start, end, limit, false, ts)
 }
 
 // ScanKeys is Scan without the values.
 func (db *DB) ScanKeys(ctx context.Context, start, end []byte, limit int) ([][]byte, error) {
-	kvs, err := db.scan(ctx, start, end, limit, true)
+	ts, err := db.Now(ctx)
+	if err != nil {
+		return nil, err
+	}
+	kvs, err := db.scan(ctx, start, end, limit, true, ts)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +139,8 @@ func (db *DB) ScanKeys(ctx context.Context, start, end []byte, limit int) ([][]b
 	return keys, nil
 }
 
-func (db *DB) scan(ctx context.Context, start, end []byte, limit int, keysOnly bool) ([]KV, error) {
+// scan reads [start, end) at ts (0: the newest versions, shard by shard).
+func (db *DB) scan(ctx context.Context, start, end []byte, limit int, keysOnly bool, ts Timestamp) ([]KV, error) {
 	if len(start) > MaxKeySize || len(end) > MaxKeySize {
 		return nil, fmt.Errorf("%w: scan bound over %d bytes", ErrKeyTooLarge, MaxKeySize)
 	}
@@ -140,7 +151,7 @@ func (db *DB) scan(ctx context.Context, start, end []byte, limit int, keysOnly b
 	if limit > 0 {
 		sc.Limit = uint32(min(limit, 1<<31))
 	}
-	br, err := db.send(ctx, batch(nil, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Scan{Scan: sc}}))
+	br, err := db.send(ctx, batch(&kvpb.Header{Timestamp: uint64(ts)}, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Scan{Scan: sc}}))
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,10 @@ type Options struct {
 	// LogRetain is how many applied raft entries a shard keeps before
 	// truncating its log. Default: 10000.
 	LogRetain uint64
+	// HistoryRetention is how long versions stay readable at their
+	// timestamps (by Snapshot, SnapshotAt): GC removes only versions that no
+	// read within it can see. Default: 1 hour.
+	HistoryRetention time.Duration
 	// GCInterval is how often superseded versions are garbage-collected.
 	// Default: 1 minute; negative disables.
 	GCInterval time.Duration
@@ -114,6 +118,12 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.ReplicationFactor == 0 {
 		o.ReplicationFactor = 3
+	}
+	if o.HistoryRetention < 0 {
+		return fmt.Errorf("strata: HistoryRetention is %v, must be >= 0", o.HistoryRetention)
+	}
+	if o.HistoryRetention == 0 {
+		o.HistoryRetention = time.Hour
 	}
 	if o.GCInterval == 0 {
 		o.GCInterval = time.Minute

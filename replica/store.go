@@ -3,6 +3,7 @@ package replica
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -244,6 +245,18 @@ func (s *Store) eval(r pebble.Reader, ba *kvpb.BatchRequest) (*kvpb.BatchRespons
 	budget := statemachine.Budget{Keys: h.GetMaxKeys(), Bytes: h.GetMaxBytes()}
 	if budget.Bytes == 0 || budget.Bytes > s.cfg.MaxReadBytes {
 		budget.Bytes = s.cfg.MaxReadBytes
+	}
+	if ts := h.GetTimestamp(); ts != 0 {
+		// GC may have removed what a read below the replica's horizon
+		// needs: refuse it rather than answer wrong.
+		v, err := storage.Get(r, storage.GCHorizonKey(h.GetShardId()))
+		switch {
+		case errors.Is(err, pebble.ErrNotFound):
+		case err != nil:
+			return nil, err
+		case len(v) == 8 && ts < binary.BigEndian.Uint64(v):
+			return nil, &kvpb.TimestampTooOldError{Threshold: binary.BigEndian.Uint64(v)}
+		}
 	}
 	br := &kvpb.BatchResponse{Responses: make([]*kvpb.ResponseUnion, 0, len(ba.GetRequests()))}
 	for _, req := range ba.GetRequests() {

@@ -7,7 +7,8 @@ package storage
 // span and one kind can be scanned, snapshotted or deleted by range without
 // touching the others.
 //
-//	0x00 | name                                   store-local metadata (format version, node ID)
+//	0x00 | name                                   store-local metadata (format version, node ID,
+//	                                              each local replica's GC horizon: "gc/" group(8, BE))
 //	0x01 | group(8, BE) | 0x01 | index(8, BE)     raft log entry of a group (raftpb.Entry, protobuf)
 //	0x01 | group(8, BE) | 0x02                    raft HardState of a group (protobuf)
 //	0x01 | group(8, BE) | 0x03                    truncated state: index and term of the last entry
@@ -64,6 +65,13 @@ const (
 
 // ErrBadKey reports a key that does not decode under the layout above.
 var ErrBadKey = errors.New("storage: malformed key")
+
+// GCHorizonKey returns the store-local key of the GC horizon of this node's
+// replica of group: the timestamp below which GC may have removed versions
+// the replica would need to answer a read (8 bytes, BE).
+func GCHorizonKey(group uint64) []byte {
+	return binary.BigEndian.AppendUint64(MetaKey("gc/"), group)
+}
 
 // MetaKey returns the key of a store-local metadata value.
 func MetaKey(name string) []byte {
