@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -72,14 +73,21 @@ func TestSingleNodeReopen(t *testing.T) {
 }
 
 // TestGCRemovesSupersededVersions overwrites keys many times, collects
-// garbage, and checks that reads are unchanged and old versions are gone.
+// garbage once the history retention has passed, and checks that reads are
+// unchanged, old versions are gone, and a read below the horizon is refused
+// rather than answered wrong.
 func TestGCRemovesSupersededVersions(t *testing.T) {
 	ctx := ctxT(t)
-	db, err := strata.Open(strata.Options{Dir: t.TempDir(), Shards: 2, GCInterval: -1, TickInterval: 10 * time.Millisecond})
+	db, err := strata.Open(strata.Options{Dir: t.TempDir(), Shards: 2, GCInterval: -1, TickInterval: 10 * time.Millisecond,
+		HistoryRetention: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	first, err := db.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for round := 0; round < 5; round++ {
 		for i := 0; i < 20; i++ {
 			if err := db.Put(ctx, []byte(fmt.Sprintf("%c-gc-%d", byte(i*13), i)), []byte(fmt.Sprint(round))); err != nil {
@@ -94,7 +102,22 @@ func TestGCRemovesSupersededVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	removed, err := db.GC()
+	// Wait until every write is older than the retention, by the oracle.
+	last, err := db.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		now, err := db.Now(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now.WallTime().Sub(last.WallTime()) > 5*time.Millisecond {
+			break
+		}
+		runtime.Gosched()
+	}
+	removed, err := db.GC(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,8 +133,11 @@ func TestGCRemovesSupersededVersions(t *testing.T) {
 	if fmt.Sprint(before) != fmt.Sprint(after) || len(after) != 19 {
 		t.Fatalf("reads changed across GC: %d keys before, %d after", len(before), len(after))
 	}
-	if again, err := db.GC(); err != nil || again != 0 {
+	if again, err := db.GC(ctx); err != nil || again != 0 {
 		t.Fatalf("second GC removed %d (%v), want 0", again, err)
+	}
+	if _, err := first.Scan(ctx, nil, nil, 0); !errors.Is(err, strata.ErrTimestampTooOld) {
+		t.Fatalf("scan of a snapshot older than the GC horizon: %v, want ErrTimestampTooOld", err)
 	}
 }
 
