@@ -9,14 +9,18 @@
 // The Go files beside the generated code hold what every user of the model
 // would otherwise repeat:
 //
-//   - method.go: one table giving each union case its Method and Flags
-//     (read, write, admin, range, alone, system), batch predicates
-//     (ba.IsReadOnly, ba.IsAdmin, ba.HasWrite) so that callers ask flags
-//     instead of keeping lists of cases, and Span, the keys a request
-//     addresses;
+//   - method.go: the method table, built at start-up from kvpb.proto's
+//     descriptors: each RequestUnion case is a Method (its field number),
+//     named after its request message, with the Flags its flags option
+//     declares (read, write, admin, range, alone, system, keyless), and
+//     the key or span its request's fields key, start and end address
+//     (Span). Adding a case to kvpb.proto is all kvpb needs for a new
+//     operation. Batch predicates (ba.IsReadOnly, ba.IsAdmin, ba.HasWrite)
+//     let callers ask flags instead of keeping lists of cases;
 //   - validate.go: Validate, the well-formedness rules every receiver of a
-//     batch applies (keys set, ranges ordered, admin alone, size caps), and
-//     ValidateResponse and ValidateNodeRequest;
+//     batch applies (keys set and ranges ordered, as the method table
+//     finds them; admin alone; size caps; the few methods whose other
+//     arguments have rules), and ValidateResponse and ValidateNodeRequest;
 //   - errors.go: Go errors for each Error detail and the two conversions,
 //     ErrorOf and (*Error).Err, in one place;
 //   - command.go: the raft payload's format tag, EncodeCommand,

@@ -3,6 +3,8 @@ package kvpb
 import (
 	"testing"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
+
 	"github.com/strata-kv/strata/internal/protogentest"
 )
 
@@ -12,15 +14,21 @@ func TestGeneratedCodeIsCurrent(t *testing.T) {
 	protogentest.CheckCurrentIncludes(t, []string{"../../api"}, "kvpb.proto", "kvpb.pb.go")
 }
 
-// TestImportResolves checks that kvpb.proto's import of strata.proto names
-// the file package api registers, so the descriptor links to it rather
-// than to a placeholder.
+// TestImportResolves checks that kvpb.proto's imports (strata.proto, and
+// descriptor.proto for the flags option) name the files their Go packages
+// register, so the descriptor links to them rather than to placeholders.
 func TestImportResolves(t *testing.T) {
-	imps := File_kvpb_proto.Imports()
-	if imps.Len() != 1 {
-		t.Fatalf("kvpb.proto has %d imports, want 1", imps.Len())
+	want := map[string]protoreflect.FullName{
+		"strata.proto":                     "strata.v1",
+		"google/protobuf/descriptor.proto": "google.protobuf",
 	}
-	if imp := imps.Get(0); imp.IsPlaceholder() || imp.Package() != "strata.v1" {
-		t.Fatalf("import %q resolves to a placeholder or package %q", imp.Path(), imp.Package())
+	imps := File_kvpb_proto.Imports()
+	if imps.Len() != len(want) {
+		t.Fatalf("kvpb.proto has %d imports, want %d", imps.Len(), len(want))
+	}
+	for i := 0; i < imps.Len(); i++ {
+		if imp := imps.Get(i); imp.IsPlaceholder() || imp.Package() != want[imp.Path()] {
+			t.Errorf("import %q resolves to a placeholder or package %q", imp.Path(), imp.Package())
+		}
 	}
 }

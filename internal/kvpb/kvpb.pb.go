@@ -28,6 +28,7 @@ import (
 	api "github.com/strata-kv/strata/api"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	descriptorpb "google.golang.org/protobuf/types/descriptorpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -39,6 +40,84 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// MethodFlag is one flag of a request kind (a RequestUnion case), declared
+// on the case with the flags option. Package kvpb builds its method table
+// from these declarations at start-up (kvpb.Flags, bit n-1 for value n): a
+// case needs no Go code to be routed, validated and dispatched by flag.
+type MethodFlag int32
+
+const (
+	MethodFlag_METHOD_FLAG_UNSPECIFIED MethodFlag = 0
+	// READ: reads replicated state and changes nothing.
+	MethodFlag_METHOD_FLAG_READ MethodFlag = 1
+	// WRITE: changes replicated state through a replicated command.
+	MethodFlag_METHOD_FLAG_WRITE MethodFlag = 2
+	// ADMIN: acts on the shard's raft group (membership, leadership) rather
+	// than its data; runs on the leader; also ALONE and KEYLESS.
+	MethodFlag_METHOD_FLAG_ADMIN MethodFlag = 3
+	// RANGE: addresses a span, the request's fields bytes start and optional
+	// bytes end ([start, end), an unset end is unbounded).
+	MethodFlag_METHOD_FLAG_RANGE MethodFlag = 4
+	// ALONE: must be the only request of its batch.
+	MethodFlag_METHOD_FLAG_ALONE MethodFlag = 5
+	// SYSTEM: addresses system keys, which live on the system shard only;
+	// never in a batch with requests that are not.
+	MethodFlag_METHOD_FLAG_SYSTEM MethodFlag = 6
+	// KEYLESS: addresses no key but the whole shard of the batch's header.
+	MethodFlag_METHOD_FLAG_KEYLESS MethodFlag = 7
+)
+
+// Enum value maps for MethodFlag.
+var (
+	MethodFlag_name = map[int32]string{
+		0: "METHOD_FLAG_UNSPECIFIED",
+		1: "METHOD_FLAG_READ",
+		2: "METHOD_FLAG_WRITE",
+		3: "METHOD_FLAG_ADMIN",
+		4: "METHOD_FLAG_RANGE",
+		5: "METHOD_FLAG_ALONE",
+		6: "METHOD_FLAG_SYSTEM",
+		7: "METHOD_FLAG_KEYLESS",
+	}
+	MethodFlag_value = map[string]int32{
+		"METHOD_FLAG_UNSPECIFIED": 0,
+		"METHOD_FLAG_READ":        1,
+		"METHOD_FLAG_WRITE":       2,
+		"METHOD_FLAG_ADMIN":       3,
+		"METHOD_FLAG_RANGE":       4,
+		"METHOD_FLAG_ALONE":       5,
+		"METHOD_FLAG_SYSTEM":      6,
+		"METHOD_FLAG_KEYLESS":     7,
+	}
+)
+
+func (x MethodFlag) Enum() *MethodFlag {
+	p := new(MethodFlag)
+	*p = x
+	return p
+}
+
+func (x MethodFlag) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MethodFlag) Descriptor() protoreflect.EnumDescriptor {
+	return file_kvpb_proto_enumTypes[0].Descriptor()
+}
+
+func (MethodFlag) Type() protoreflect.EnumType {
+	return &file_kvpb_proto_enumTypes[0]
+}
+
+func (x MethodFlag) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MethodFlag.Descriptor instead.
+func (MethodFlag) EnumDescriptor() ([]byte, []int) {
+	return file_kvpb_proto_rawDescGZIP(), []int{0}
+}
 
 // ChangeReplicasType is one step of a membership change.
 type ChangeReplicasType int32
@@ -80,11 +159,11 @@ func (x ChangeReplicasType) String() string {
 }
 
 func (ChangeReplicasType) Descriptor() protoreflect.EnumDescriptor {
-	return file_kvpb_proto_enumTypes[0].Descriptor()
+	return file_kvpb_proto_enumTypes[1].Descriptor()
 }
 
 func (ChangeReplicasType) Type() protoreflect.EnumType {
-	return &file_kvpb_proto_enumTypes[0]
+	return &file_kvpb_proto_enumTypes[1]
 }
 
 func (x ChangeReplicasType) Number() protoreflect.EnumNumber {
@@ -93,7 +172,7 @@ func (x ChangeReplicasType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ChangeReplicasType.Descriptor instead.
 func (ChangeReplicasType) EnumDescriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{0}
+	return file_kvpb_proto_rawDescGZIP(), []int{1}
 }
 
 // Header carries what applies to every request of a batch.
@@ -331,8 +410,8 @@ func (x *BatchResponse) GetTimestamp() uint64 {
 }
 
 // RequestUnion is one request of a batch. The union cases come in
-// families, each in its own range of numbers; package kvpb's method table
-// gives every case its flags.
+// families, each in its own range of numbers; a case's number is its
+// method (kvpb.Method) and its flags option says what it does.
 type RequestUnion struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Value:
@@ -2907,12 +2986,35 @@ func (*PeerResponse_Batch) isPeerResponse_Value() {}
 
 func (*PeerResponse_Node) isPeerResponse_Value() {}
 
+var file_kvpb_proto_extTypes = []protoimpl.ExtensionInfo{
+	{
+		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
+		ExtensionType: ([]MethodFlag)(nil),
+		Field:         50001,
+		Name:          "strata.kv.v1.flags",
+		Tag:           "varint,50001,rep,packed,name=flags,enum=strata.kv.v1.MethodFlag",
+		Filename:      "kvpb.proto",
+	},
+}
+
+// Extension fields to descriptorpb.FieldOptions.
+var (
+	// flags are a RequestUnion case's method flags: exactly one of READ,
+	// WRITE and ADMIN, and the others that apply. Every case has them. A
+	// case's request message addresses its key by a field bytes key, or its
+	// span by bytes start and optional bytes end (then RANGE), or nothing
+	// (then KEYLESS); package kvpb's tests hold these rules.
+	//
+	// repeated strata.kv.v1.MethodFlag flags = 50001;
+	E_Flags = &file_kvpb_proto_extTypes[0]
+)
+
 var File_kvpb_proto protoreflect.FileDescriptor
 
 const file_kvpb_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"kvpb.proto\x12\fstrata.kv.v1\x1a\fstrata.proto\"\xd9\x01\n" +
+	"kvpb.proto\x12\fstrata.kv.v1\x1a google/protobuf/descriptor.proto\x1a\fstrata.proto\"\xd9\x01\n" +
 	"\x06Header\x12\x19\n" +
 	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12)\n" +
 	"\x10shard_generation\x18\x02 \x01(\x04R\x0fshardGeneration\x12\x1c\n" +
@@ -2929,22 +3031,22 @@ const file_kvpb_proto_rawDesc = "" +
 	"\x05error\x18\x01 \x01(\v2\x13.strata.kv.v1.ErrorR\x05error\x129\n" +
 	"\tresponses\x18\x02 \x03(\v2\x1b.strata.kv.v1.ResponseUnionR\tresponses\x12?\n" +
 	"\vdescriptors\x18\x03 \x03(\v2\x1d.strata.kv.v1.ShardDescriptorR\vdescriptors\x12\x1c\n" +
-	"\ttimestamp\x18\x04 \x01(\x04R\ttimestamp\"\xdc\x05\n" +
-	"\fRequestUnion\x12)\n" +
-	"\x03get\x18\x01 \x01(\v2\x15.strata.v1.GetRequestH\x00R\x03get\x12)\n" +
-	"\x03put\x18\x02 \x01(\v2\x15.strata.v1.PutRequestH\x00R\x03put\x122\n" +
-	"\x06delete\x18\x03 \x01(\v2\x18.strata.v1.DeleteRequestH\x00R\x06delete\x12,\n" +
-	"\x04scan\x18\x04 \x01(\v2\x16.strata.v1.ScanRequestH\x00R\x04scan\x124\n" +
-	"\x03cas\x18\x05 \x01(\v2 .strata.v1.CompareAndSwapRequestH\x00R\x03cas\x12?\n" +
+	"\ttimestamp\x18\x04 \x01(\x04R\ttimestamp\"\xbd\x06\n" +
+	"\fRequestUnion\x120\n" +
+	"\x03get\x18\x01 \x01(\v2\x15.strata.v1.GetRequestB\x05\x8a\xb5\x18\x01\x01H\x00R\x03get\x120\n" +
+	"\x03put\x18\x02 \x01(\v2\x15.strata.v1.PutRequestB\x05\x8a\xb5\x18\x01\x02H\x00R\x03put\x129\n" +
+	"\x06delete\x18\x03 \x01(\v2\x18.strata.v1.DeleteRequestB\x05\x8a\xb5\x18\x01\x02H\x00R\x06delete\x124\n" +
+	"\x04scan\x18\x04 \x01(\v2\x16.strata.v1.ScanRequestB\x06\x8a\xb5\x18\x02\x01\x04H\x00R\x04scan\x12;\n" +
+	"\x03cas\x18\x05 \x01(\v2 .strata.v1.CompareAndSwapRequestB\x05\x8a\xb5\x18\x01\x02H\x00R\x03cas\x12G\n" +
 	"\n" +
-	"system_put\x18\x14 \x01(\v2\x1e.strata.kv.v1.SystemPutRequestH\x00R\tsystemPut\x12H\n" +
-	"\rsystem_delete\x18\x15 \x01(\v2!.strata.kv.v1.SystemDeleteRequestH\x00R\fsystemDelete\x12)\n" +
-	"\x02gc\x18\x16 \x01(\v2\x17.strata.kv.v1.GCRequestH\x00R\x02gc\x12B\n" +
-	"\vsystem_scan\x18\x17 \x01(\v2\x1f.strata.kv.v1.SystemScanRequestH\x00R\n" +
-	"systemScan\x12N\n" +
-	"\x0fchange_replicas\x18( \x01(\v2#.strata.kv.v1.ChangeReplicasRequestH\x00R\x0echangeReplicas\x12N\n" +
-	"\x0ftransfer_leader\x18) \x01(\v2#.strata.kv.v1.TransferLeaderRequestH\x00R\x0etransferLeader\x12;\n" +
-	"\bprogress\x18* \x01(\v2\x1d.strata.kv.v1.ProgressRequestH\x00R\bprogressB\a\n" +
+	"system_put\x18\x14 \x01(\v2\x1e.strata.kv.v1.SystemPutRequestB\x06\x8a\xb5\x18\x02\x02\x06H\x00R\tsystemPut\x12P\n" +
+	"\rsystem_delete\x18\x15 \x01(\v2!.strata.kv.v1.SystemDeleteRequestB\x06\x8a\xb5\x18\x02\x02\x06H\x00R\fsystemDelete\x122\n" +
+	"\x02gc\x18\x16 \x01(\v2\x17.strata.kv.v1.GCRequestB\a\x8a\xb5\x18\x03\x02\x05\aH\x00R\x02gc\x12K\n" +
+	"\vsystem_scan\x18\x17 \x01(\v2\x1f.strata.kv.v1.SystemScanRequestB\a\x8a\xb5\x18\x03\x01\x04\x06H\x00R\n" +
+	"systemScan\x12W\n" +
+	"\x0fchange_replicas\x18( \x01(\v2#.strata.kv.v1.ChangeReplicasRequestB\a\x8a\xb5\x18\x03\x03\x05\aH\x00R\x0echangeReplicas\x12W\n" +
+	"\x0ftransfer_leader\x18) \x01(\v2#.strata.kv.v1.TransferLeaderRequestB\a\x8a\xb5\x18\x03\x03\x05\aH\x00R\x0etransferLeader\x12D\n" +
+	"\bprogress\x18* \x01(\v2\x1d.strata.kv.v1.ProgressRequestB\a\x8a\xb5\x18\x03\x03\x05\aH\x00R\bprogressB\a\n" +
 	"\x05value\"\xec\x05\n" +
 	"\rResponseUnion\x12*\n" +
 	"\x03get\x18\x01 \x01(\v2\x16.strata.v1.GetResponseH\x00R\x03get\x12*\n" +
@@ -3074,12 +3176,23 @@ const file_kvpb_proto_rawDesc = "" +
 	"\fPeerResponse\x123\n" +
 	"\x05batch\x18\x01 \x01(\v2\x1b.strata.kv.v1.BatchResponseH\x00R\x05batch\x120\n" +
 	"\x04node\x18\x02 \x01(\v2\x1a.strata.kv.v1.NodeResponseH\x00R\x04nodeB\a\n" +
-	"\x05value*\xa9\x01\n" +
+	"\x05value*\xcc\x01\n" +
+	"\n" +
+	"MethodFlag\x12\x1b\n" +
+	"\x17METHOD_FLAG_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10METHOD_FLAG_READ\x10\x01\x12\x15\n" +
+	"\x11METHOD_FLAG_WRITE\x10\x02\x12\x15\n" +
+	"\x11METHOD_FLAG_ADMIN\x10\x03\x12\x15\n" +
+	"\x11METHOD_FLAG_RANGE\x10\x04\x12\x15\n" +
+	"\x11METHOD_FLAG_ALONE\x10\x05\x12\x16\n" +
+	"\x12METHOD_FLAG_SYSTEM\x10\x06\x12\x17\n" +
+	"\x13METHOD_FLAG_KEYLESS\x10\a*\xa9\x01\n" +
 	"\x12ChangeReplicasType\x12$\n" +
 	" CHANGE_REPLICAS_TYPE_UNSPECIFIED\x10\x00\x12$\n" +
 	" CHANGE_REPLICAS_TYPE_ADD_LEARNER\x10\x01\x12&\n" +
 	"\"CHANGE_REPLICAS_TYPE_PROMOTE_VOTER\x10\x02\x12\x1f\n" +
-	"\x1bCHANGE_REPLICAS_TYPE_REMOVE\x10\x03B0Z.github.com/strata-kv/strata/internal/kvpb;kvpbb\x06proto3"
+	"\x1bCHANGE_REPLICAS_TYPE_REMOVE\x10\x03:O\n" +
+	"\x05flags\x12\x1d.google.protobuf.FieldOptions\x18ц\x03 \x03(\x0e2\x18.strata.kv.v1.MethodFlagR\x05flagsB0Z.github.com/strata-kv/strata/internal/kvpb;kvpbb\x06proto3"
 
 var (
 	file_kvpb_proto_rawDescOnce sync.Once
@@ -3093,124 +3206,128 @@ func file_kvpb_proto_rawDescGZIP() []byte {
 	return file_kvpb_proto_rawDescData
 }
 
-var file_kvpb_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_kvpb_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_kvpb_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_kvpb_proto_goTypes = []any{
-	(ChangeReplicasType)(0),            // 0: strata.kv.v1.ChangeReplicasType
-	(*Header)(nil),                     // 1: strata.kv.v1.Header
-	(*BatchRequest)(nil),               // 2: strata.kv.v1.BatchRequest
-	(*BatchResponse)(nil),              // 3: strata.kv.v1.BatchResponse
-	(*RequestUnion)(nil),               // 4: strata.kv.v1.RequestUnion
-	(*ResponseUnion)(nil),              // 5: strata.kv.v1.ResponseUnion
-	(*ScanResponse)(nil),               // 6: strata.kv.v1.ScanResponse
-	(*SystemPutRequest)(nil),           // 7: strata.kv.v1.SystemPutRequest
-	(*SystemPutResponse)(nil),          // 8: strata.kv.v1.SystemPutResponse
-	(*SystemDeleteRequest)(nil),        // 9: strata.kv.v1.SystemDeleteRequest
-	(*SystemDeleteResponse)(nil),       // 10: strata.kv.v1.SystemDeleteResponse
-	(*SystemScanRequest)(nil),          // 11: strata.kv.v1.SystemScanRequest
-	(*SystemScanResponse)(nil),         // 12: strata.kv.v1.SystemScanResponse
-	(*GCRequest)(nil),                  // 13: strata.kv.v1.GCRequest
-	(*GCResponse)(nil),                 // 14: strata.kv.v1.GCResponse
-	(*ChangeReplicasRequest)(nil),      // 15: strata.kv.v1.ChangeReplicasRequest
-	(*ChangeReplicasResponse)(nil),     // 16: strata.kv.v1.ChangeReplicasResponse
-	(*TransferLeaderRequest)(nil),      // 17: strata.kv.v1.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil),     // 18: strata.kv.v1.TransferLeaderResponse
-	(*ProgressRequest)(nil),            // 19: strata.kv.v1.ProgressRequest
-	(*ProgressResponse)(nil),           // 20: strata.kv.v1.ProgressResponse
-	(*NodeRequest)(nil),                // 21: strata.kv.v1.NodeRequest
-	(*NodeResponse)(nil),               // 22: strata.kv.v1.NodeResponse
-	(*CreateReplicaRequest)(nil),       // 23: strata.kv.v1.CreateReplicaRequest
-	(*ReplicaStateRequest)(nil),        // 24: strata.kv.v1.ReplicaStateRequest
-	(*ReplicaStateResponse)(nil),       // 25: strata.kv.v1.ReplicaStateResponse
-	(*CreateReplicaResponse)(nil),      // 26: strata.kv.v1.CreateReplicaResponse
-	(*DirectoryRequest)(nil),           // 27: strata.kv.v1.DirectoryRequest
-	(*DirectoryResponse)(nil),          // 28: strata.kv.v1.DirectoryResponse
-	(*ShardDescriptor)(nil),            // 29: strata.kv.v1.ShardDescriptor
-	(*NodeRecord)(nil),                 // 30: strata.kv.v1.NodeRecord
-	(*Error)(nil),                      // 31: strata.kv.v1.Error
-	(*NotLeader)(nil),                  // 32: strata.kv.v1.NotLeader
-	(*ShardMismatch)(nil),              // 33: strata.kv.v1.ShardMismatch
-	(*ProposalDropped)(nil),            // 34: strata.kv.v1.ProposalDropped
-	(*Ambiguous)(nil),                  // 35: strata.kv.v1.Ambiguous
-	(*Unavailable)(nil),                // 36: strata.kv.v1.Unavailable
-	(*TimestampTooOld)(nil),            // 37: strata.kv.v1.TimestampTooOld
-	(*RequestTooLarge)(nil),            // 38: strata.kv.v1.RequestTooLarge
-	(*ReplicatedCommand)(nil),          // 39: strata.kv.v1.ReplicatedCommand
-	(*PeerRequest)(nil),                // 40: strata.kv.v1.PeerRequest
-	(*PeerResponse)(nil),               // 41: strata.kv.v1.PeerResponse
-	(api.ReadLevel)(0),                 // 42: strata.v1.ReadLevel
-	(*api.GetRequest)(nil),             // 43: strata.v1.GetRequest
-	(*api.PutRequest)(nil),             // 44: strata.v1.PutRequest
-	(*api.DeleteRequest)(nil),          // 45: strata.v1.DeleteRequest
-	(*api.ScanRequest)(nil),            // 46: strata.v1.ScanRequest
-	(*api.CompareAndSwapRequest)(nil),  // 47: strata.v1.CompareAndSwapRequest
-	(*api.GetResponse)(nil),            // 48: strata.v1.GetResponse
-	(*api.PutResponse)(nil),            // 49: strata.v1.PutResponse
-	(*api.DeleteResponse)(nil),         // 50: strata.v1.DeleteResponse
-	(*api.CompareAndSwapResponse)(nil), // 51: strata.v1.CompareAndSwapResponse
-	(*api.KeyValue)(nil),               // 52: strata.v1.KeyValue
+	(MethodFlag)(0),                    // 0: strata.kv.v1.MethodFlag
+	(ChangeReplicasType)(0),            // 1: strata.kv.v1.ChangeReplicasType
+	(*Header)(nil),                     // 2: strata.kv.v1.Header
+	(*BatchRequest)(nil),               // 3: strata.kv.v1.BatchRequest
+	(*BatchResponse)(nil),              // 4: strata.kv.v1.BatchResponse
+	(*RequestUnion)(nil),               // 5: strata.kv.v1.RequestUnion
+	(*ResponseUnion)(nil),              // 6: strata.kv.v1.ResponseUnion
+	(*ScanResponse)(nil),               // 7: strata.kv.v1.ScanResponse
+	(*SystemPutRequest)(nil),           // 8: strata.kv.v1.SystemPutRequest
+	(*SystemPutResponse)(nil),          // 9: strata.kv.v1.SystemPutResponse
+	(*SystemDeleteRequest)(nil),        // 10: strata.kv.v1.SystemDeleteRequest
+	(*SystemDeleteResponse)(nil),       // 11: strata.kv.v1.SystemDeleteResponse
+	(*SystemScanRequest)(nil),          // 12: strata.kv.v1.SystemScanRequest
+	(*SystemScanResponse)(nil),         // 13: strata.kv.v1.SystemScanResponse
+	(*GCRequest)(nil),                  // 14: strata.kv.v1.GCRequest
+	(*GCResponse)(nil),                 // 15: strata.kv.v1.GCResponse
+	(*ChangeReplicasRequest)(nil),      // 16: strata.kv.v1.ChangeReplicasRequest
+	(*ChangeReplicasResponse)(nil),     // 17: strata.kv.v1.ChangeReplicasResponse
+	(*TransferLeaderRequest)(nil),      // 18: strata.kv.v1.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil),     // 19: strata.kv.v1.TransferLeaderResponse
+	(*ProgressRequest)(nil),            // 20: strata.kv.v1.ProgressRequest
+	(*ProgressResponse)(nil),           // 21: strata.kv.v1.ProgressResponse
+	(*NodeRequest)(nil),                // 22: strata.kv.v1.NodeRequest
+	(*NodeResponse)(nil),               // 23: strata.kv.v1.NodeResponse
+	(*CreateReplicaRequest)(nil),       // 24: strata.kv.v1.CreateReplicaRequest
+	(*ReplicaStateRequest)(nil),        // 25: strata.kv.v1.ReplicaStateRequest
+	(*ReplicaStateResponse)(nil),       // 26: strata.kv.v1.ReplicaStateResponse
+	(*CreateReplicaResponse)(nil),      // 27: strata.kv.v1.CreateReplicaResponse
+	(*DirectoryRequest)(nil),           // 28: strata.kv.v1.DirectoryRequest
+	(*DirectoryResponse)(nil),          // 29: strata.kv.v1.DirectoryResponse
+	(*ShardDescriptor)(nil),            // 30: strata.kv.v1.ShardDescriptor
+	(*NodeRecord)(nil),                 // 31: strata.kv.v1.NodeRecord
+	(*Error)(nil),                      // 32: strata.kv.v1.Error
+	(*NotLeader)(nil),                  // 33: strata.kv.v1.NotLeader
+	(*ShardMismatch)(nil),              // 34: strata.kv.v1.ShardMismatch
+	(*ProposalDropped)(nil),            // 35: strata.kv.v1.ProposalDropped
+	(*Ambiguous)(nil),                  // 36: strata.kv.v1.Ambiguous
+	(*Unavailable)(nil),                // 37: strata.kv.v1.Unavailable
+	(*TimestampTooOld)(nil),            // 38: strata.kv.v1.TimestampTooOld
+	(*RequestTooLarge)(nil),            // 39: strata.kv.v1.RequestTooLarge
+	(*ReplicatedCommand)(nil),          // 40: strata.kv.v1.ReplicatedCommand
+	(*PeerRequest)(nil),                // 41: strata.kv.v1.PeerRequest
+	(*PeerResponse)(nil),               // 42: strata.kv.v1.PeerResponse
+	(api.ReadLevel)(0),                 // 43: strata.v1.ReadLevel
+	(*api.GetRequest)(nil),             // 44: strata.v1.GetRequest
+	(*api.PutRequest)(nil),             // 45: strata.v1.PutRequest
+	(*api.DeleteRequest)(nil),          // 46: strata.v1.DeleteRequest
+	(*api.ScanRequest)(nil),            // 47: strata.v1.ScanRequest
+	(*api.CompareAndSwapRequest)(nil),  // 48: strata.v1.CompareAndSwapRequest
+	(*api.GetResponse)(nil),            // 49: strata.v1.GetResponse
+	(*api.PutResponse)(nil),            // 50: strata.v1.PutResponse
+	(*api.DeleteResponse)(nil),         // 51: strata.v1.DeleteResponse
+	(*api.CompareAndSwapResponse)(nil), // 52: strata.v1.CompareAndSwapResponse
+	(*api.KeyValue)(nil),               // 53: strata.v1.KeyValue
+	(*descriptorpb.FieldOptions)(nil),  // 54: google.protobuf.FieldOptions
 }
 var file_kvpb_proto_depIdxs = []int32{
-	42, // 0: strata.kv.v1.Header.read_level:type_name -> strata.v1.ReadLevel
-	1,  // 1: strata.kv.v1.BatchRequest.header:type_name -> strata.kv.v1.Header
-	4,  // 2: strata.kv.v1.BatchRequest.requests:type_name -> strata.kv.v1.RequestUnion
-	31, // 3: strata.kv.v1.BatchResponse.error:type_name -> strata.kv.v1.Error
-	5,  // 4: strata.kv.v1.BatchResponse.responses:type_name -> strata.kv.v1.ResponseUnion
-	29, // 5: strata.kv.v1.BatchResponse.descriptors:type_name -> strata.kv.v1.ShardDescriptor
-	43, // 6: strata.kv.v1.RequestUnion.get:type_name -> strata.v1.GetRequest
-	44, // 7: strata.kv.v1.RequestUnion.put:type_name -> strata.v1.PutRequest
-	45, // 8: strata.kv.v1.RequestUnion.delete:type_name -> strata.v1.DeleteRequest
-	46, // 9: strata.kv.v1.RequestUnion.scan:type_name -> strata.v1.ScanRequest
-	47, // 10: strata.kv.v1.RequestUnion.cas:type_name -> strata.v1.CompareAndSwapRequest
-	7,  // 11: strata.kv.v1.RequestUnion.system_put:type_name -> strata.kv.v1.SystemPutRequest
-	9,  // 12: strata.kv.v1.RequestUnion.system_delete:type_name -> strata.kv.v1.SystemDeleteRequest
-	13, // 13: strata.kv.v1.RequestUnion.gc:type_name -> strata.kv.v1.GCRequest
-	11, // 14: strata.kv.v1.RequestUnion.system_scan:type_name -> strata.kv.v1.SystemScanRequest
-	15, // 15: strata.kv.v1.RequestUnion.change_replicas:type_name -> strata.kv.v1.ChangeReplicasRequest
-	17, // 16: strata.kv.v1.RequestUnion.transfer_leader:type_name -> strata.kv.v1.TransferLeaderRequest
-	19, // 17: strata.kv.v1.RequestUnion.progress:type_name -> strata.kv.v1.ProgressRequest
-	48, // 18: strata.kv.v1.ResponseUnion.get:type_name -> strata.v1.GetResponse
-	49, // 19: strata.kv.v1.ResponseUnion.put:type_name -> strata.v1.PutResponse
-	50, // 20: strata.kv.v1.ResponseUnion.delete:type_name -> strata.v1.DeleteResponse
-	6,  // 21: strata.kv.v1.ResponseUnion.scan:type_name -> strata.kv.v1.ScanResponse
-	51, // 22: strata.kv.v1.ResponseUnion.cas:type_name -> strata.v1.CompareAndSwapResponse
-	8,  // 23: strata.kv.v1.ResponseUnion.system_put:type_name -> strata.kv.v1.SystemPutResponse
-	10, // 24: strata.kv.v1.ResponseUnion.system_delete:type_name -> strata.kv.v1.SystemDeleteResponse
-	14, // 25: strata.kv.v1.ResponseUnion.gc:type_name -> strata.kv.v1.GCResponse
-	12, // 26: strata.kv.v1.ResponseUnion.system_scan:type_name -> strata.kv.v1.SystemScanResponse
-	16, // 27: strata.kv.v1.ResponseUnion.change_replicas:type_name -> strata.kv.v1.ChangeReplicasResponse
-	18, // 28: strata.kv.v1.ResponseUnion.transfer_leader:type_name -> strata.kv.v1.TransferLeaderResponse
-	20, // 29: strata.kv.v1.ResponseUnion.progress:type_name -> strata.kv.v1.ProgressResponse
-	52, // 30: strata.kv.v1.ScanResponse.kvs:type_name -> strata.v1.KeyValue
-	52, // 31: strata.kv.v1.SystemScanResponse.kvs:type_name -> strata.v1.KeyValue
-	0,  // 32: strata.kv.v1.ChangeReplicasRequest.type:type_name -> strata.kv.v1.ChangeReplicasType
-	23, // 33: strata.kv.v1.NodeRequest.create_replica:type_name -> strata.kv.v1.CreateReplicaRequest
-	27, // 34: strata.kv.v1.NodeRequest.directory:type_name -> strata.kv.v1.DirectoryRequest
-	24, // 35: strata.kv.v1.NodeRequest.replica_state:type_name -> strata.kv.v1.ReplicaStateRequest
-	31, // 36: strata.kv.v1.NodeResponse.error:type_name -> strata.kv.v1.Error
-	26, // 37: strata.kv.v1.NodeResponse.create_replica:type_name -> strata.kv.v1.CreateReplicaResponse
-	28, // 38: strata.kv.v1.NodeResponse.directory:type_name -> strata.kv.v1.DirectoryResponse
-	25, // 39: strata.kv.v1.NodeResponse.replica_state:type_name -> strata.kv.v1.ReplicaStateResponse
-	29, // 40: strata.kv.v1.CreateReplicaRequest.shard:type_name -> strata.kv.v1.ShardDescriptor
-	29, // 41: strata.kv.v1.DirectoryResponse.descriptors:type_name -> strata.kv.v1.ShardDescriptor
-	32, // 42: strata.kv.v1.Error.not_leader:type_name -> strata.kv.v1.NotLeader
-	33, // 43: strata.kv.v1.Error.shard_mismatch:type_name -> strata.kv.v1.ShardMismatch
-	34, // 44: strata.kv.v1.Error.proposal_dropped:type_name -> strata.kv.v1.ProposalDropped
-	35, // 45: strata.kv.v1.Error.ambiguous:type_name -> strata.kv.v1.Ambiguous
-	36, // 46: strata.kv.v1.Error.unavailable:type_name -> strata.kv.v1.Unavailable
-	37, // 47: strata.kv.v1.Error.timestamp_too_old:type_name -> strata.kv.v1.TimestampTooOld
-	38, // 48: strata.kv.v1.Error.request_too_large:type_name -> strata.kv.v1.RequestTooLarge
-	29, // 49: strata.kv.v1.ShardMismatch.descriptors:type_name -> strata.kv.v1.ShardDescriptor
-	1,  // 50: strata.kv.v1.ReplicatedCommand.header:type_name -> strata.kv.v1.Header
-	4,  // 51: strata.kv.v1.ReplicatedCommand.writes:type_name -> strata.kv.v1.RequestUnion
-	2,  // 52: strata.kv.v1.PeerRequest.batch:type_name -> strata.kv.v1.BatchRequest
-	21, // 53: strata.kv.v1.PeerRequest.node:type_name -> strata.kv.v1.NodeRequest
-	3,  // 54: strata.kv.v1.PeerResponse.batch:type_name -> strata.kv.v1.BatchResponse
-	22, // 55: strata.kv.v1.PeerResponse.node:type_name -> strata.kv.v1.NodeResponse
-	56, // [56:56] is the sub-list for method output_type
-	56, // [56:56] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
+	43, // 0: strata.kv.v1.Header.read_level:type_name -> strata.v1.ReadLevel
+	2,  // 1: strata.kv.v1.BatchRequest.header:type_name -> strata.kv.v1.Header
+	5,  // 2: strata.kv.v1.BatchRequest.requests:type_name -> strata.kv.v1.RequestUnion
+	32, // 3: strata.kv.v1.BatchResponse.error:type_name -> strata.kv.v1.Error
+	6,  // 4: strata.kv.v1.BatchResponse.responses:type_name -> strata.kv.v1.ResponseUnion
+	30, // 5: strata.kv.v1.BatchResponse.descriptors:type_name -> strata.kv.v1.ShardDescriptor
+	44, // 6: strata.kv.v1.RequestUnion.get:type_name -> strata.v1.GetRequest
+	45, // 7: strata.kv.v1.RequestUnion.put:type_name -> strata.v1.PutRequest
+	46, // 8: strata.kv.v1.RequestUnion.delete:type_name -> strata.v1.DeleteRequest
+	47, // 9: strata.kv.v1.RequestUnion.scan:type_name -> strata.v1.ScanRequest
+	48, // 10: strata.kv.v1.RequestUnion.cas:type_name -> strata.v1.CompareAndSwapRequest
+	8,  // 11: strata.kv.v1.RequestUnion.system_put:type_name -> strata.kv.v1.SystemPutRequest
+	10, // 12: strata.kv.v1.RequestUnion.system_delete:type_name -> strata.kv.v1.SystemDeleteRequest
+	14, // 13: strata.kv.v1.RequestUnion.gc:type_name -> strata.kv.v1.GCRequest
+	12, // 14: strata.kv.v1.RequestUnion.system_scan:type_name -> strata.kv.v1.SystemScanRequest
+	16, // 15: strata.kv.v1.RequestUnion.change_replicas:type_name -> strata.kv.v1.ChangeReplicasRequest
+	18, // 16: strata.kv.v1.RequestUnion.transfer_leader:type_name -> strata.kv.v1.TransferLeaderRequest
+	20, // 17: strata.kv.v1.RequestUnion.progress:type_name -> strata.kv.v1.ProgressRequest
+	49, // 18: strata.kv.v1.ResponseUnion.get:type_name -> strata.v1.GetResponse
+	50, // 19: strata.kv.v1.ResponseUnion.put:type_name -> strata.v1.PutResponse
+	51, // 20: strata.kv.v1.ResponseUnion.delete:type_name -> strata.v1.DeleteResponse
+	7,  // 21: strata.kv.v1.ResponseUnion.scan:type_name -> strata.kv.v1.ScanResponse
+	52, // 22: strata.kv.v1.ResponseUnion.cas:type_name -> strata.v1.CompareAndSwapResponse
+	9,  // 23: strata.kv.v1.ResponseUnion.system_put:type_name -> strata.kv.v1.SystemPutResponse
+	11, // 24: strata.kv.v1.ResponseUnion.system_delete:type_name -> strata.kv.v1.SystemDeleteResponse
+	15, // 25: strata.kv.v1.ResponseUnion.gc:type_name -> strata.kv.v1.GCResponse
+	13, // 26: strata.kv.v1.ResponseUnion.system_scan:type_name -> strata.kv.v1.SystemScanResponse
+	17, // 27: strata.kv.v1.ResponseUnion.change_replicas:type_name -> strata.kv.v1.ChangeReplicasResponse
+	19, // 28: strata.kv.v1.ResponseUnion.transfer_leader:type_name -> strata.kv.v1.TransferLeaderResponse
+	21, // 29: strata.kv.v1.ResponseUnion.progress:type_name -> strata.kv.v1.ProgressResponse
+	53, // 30: strata.kv.v1.ScanResponse.kvs:type_name -> strata.v1.KeyValue
+	53, // 31: strata.kv.v1.SystemScanResponse.kvs:type_name -> strata.v1.KeyValue
+	1,  // 32: strata.kv.v1.ChangeReplicasRequest.type:type_name -> strata.kv.v1.ChangeReplicasType
+	24, // 33: strata.kv.v1.NodeRequest.create_replica:type_name -> strata.kv.v1.CreateReplicaRequest
+	28, // 34: strata.kv.v1.NodeRequest.directory:type_name -> strata.kv.v1.DirectoryRequest
+	25, // 35: strata.kv.v1.NodeRequest.replica_state:type_name -> strata.kv.v1.ReplicaStateRequest
+	32, // 36: strata.kv.v1.NodeResponse.error:type_name -> strata.kv.v1.Error
+	27, // 37: strata.kv.v1.NodeResponse.create_replica:type_name -> strata.kv.v1.CreateReplicaResponse
+	29, // 38: strata.kv.v1.NodeResponse.directory:type_name -> strata.kv.v1.DirectoryResponse
+	26, // 39: strata.kv.v1.NodeResponse.replica_state:type_name -> strata.kv.v1.ReplicaStateResponse
+	30, // 40: strata.kv.v1.CreateReplicaRequest.shard:type_name -> strata.kv.v1.ShardDescriptor
+	30, // 41: strata.kv.v1.DirectoryResponse.descriptors:type_name -> strata.kv.v1.ShardDescriptor
+	33, // 42: strata.kv.v1.Error.not_leader:type_name -> strata.kv.v1.NotLeader
+	34, // 43: strata.kv.v1.Error.shard_mismatch:type_name -> strata.kv.v1.ShardMismatch
+	35, // 44: strata.kv.v1.Error.proposal_dropped:type_name -> strata.kv.v1.ProposalDropped
+	36, // 45: strata.kv.v1.Error.ambiguous:type_name -> strata.kv.v1.Ambiguous
+	37, // 46: strata.kv.v1.Error.unavailable:type_name -> strata.kv.v1.Unavailable
+	38, // 47: strata.kv.v1.Error.timestamp_too_old:type_name -> strata.kv.v1.TimestampTooOld
+	39, // 48: strata.kv.v1.Error.request_too_large:type_name -> strata.kv.v1.RequestTooLarge
+	30, // 49: strata.kv.v1.ShardMismatch.descriptors:type_name -> strata.kv.v1.ShardDescriptor
+	2,  // 50: strata.kv.v1.ReplicatedCommand.header:type_name -> strata.kv.v1.Header
+	5,  // 51: strata.kv.v1.ReplicatedCommand.writes:type_name -> strata.kv.v1.RequestUnion
+	3,  // 52: strata.kv.v1.PeerRequest.batch:type_name -> strata.kv.v1.BatchRequest
+	22, // 53: strata.kv.v1.PeerRequest.node:type_name -> strata.kv.v1.NodeRequest
+	4,  // 54: strata.kv.v1.PeerResponse.batch:type_name -> strata.kv.v1.BatchResponse
+	23, // 55: strata.kv.v1.PeerResponse.node:type_name -> strata.kv.v1.NodeResponse
+	54, // 56: strata.kv.v1.flags:extendee -> google.protobuf.FieldOptions
+	0,  // 57: strata.kv.v1.flags:type_name -> strata.kv.v1.MethodFlag
+	58, // [58:58] is the sub-list for method output_type
+	58, // [58:58] is the sub-list for method input_type
+	57, // [57:58] is the sub-list for extension type_name
+	56, // [56:57] is the sub-list for extension extendee
 	0,  // [0:56] is the sub-list for field type_name
 }
 
@@ -3281,15 +3398,16 @@ func file_kvpb_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvpb_proto_rawDesc), len(file_kvpb_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   41,
-			NumExtensions: 0,
+			NumExtensions: 1,
 			NumServices:   0,
 		},
 		GoTypes:           file_kvpb_proto_goTypes,
 		DependencyIndexes: file_kvpb_proto_depIdxs,
 		EnumInfos:         file_kvpb_proto_enumTypes,
 		MessageInfos:      file_kvpb_proto_msgTypes,
+		ExtensionInfos:    file_kvpb_proto_extTypes,
 	}.Build()
 	File_kvpb_proto = out.File
 	file_kvpb_proto_goTypes = nil

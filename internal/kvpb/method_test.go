@@ -1,9 +1,13 @@
 package kvpb
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/strata-kv/strata/api"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -26,33 +30,34 @@ func unionCases(t *testing.T, msg protoreflect.ProtoMessage) map[protoreflect.Fi
 	return out
 }
 
-// TestEveryUnionCaseHasAMethod fails when a RequestUnion or ResponseUnion
-// case has no row in the method table, or a request case no response case
-// of the same name and number.
-func TestEveryUnionCaseHasAMethod(t *testing.T) {
+// TestEveryUnionCaseHasFlags fails when a RequestUnion case has no flags
+// option, is not its own method (its field number) to MethodOf, or has no
+// ResponseUnion case of the same name and number that ResponseMethodOf
+// maps back to it.
+func TestEveryUnionCaseHasFlags(t *testing.T) {
 	reqs := unionCases(t, &RequestUnion{})
 	resps := unionCases(t, &ResponseUnion{})
-	seen := map[Method]bool{}
+	var nums []Method
 	for num, m := range reqs {
+		fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("value"))
+		if f, _ := proto.GetExtension(fd.Options(), E_Flags).([]MethodFlag); len(f) == 0 {
+			t.Errorf("RequestUnion case %s has no flags option", fd.Name())
+		}
+		nums = append(nums, Method(num))
 		r := m.Interface().(*RequestUnion)
 		meth := MethodOf(r)
-		if meth == Unknown {
-			t.Errorf("RequestUnion case %d (%T) has no row in the method table", num, r.Value)
+		if meth != Method(num) {
+			t.Errorf("RequestUnion case %d (%T) is method %v", num, r.Value, meth)
 			continue
 		}
-		if seen[meth] {
-			t.Errorf("method %v has two request cases", meth)
-		}
-		seen[meth] = true
 		resp, ok := resps[num]
 		if !ok {
 			t.Errorf("RequestUnion case %d (%v) has no ResponseUnion case", num, meth)
 			continue
 		}
-		reqName := m.WhichOneof(m.Descriptor().Oneofs().ByName("value")).Name()
 		respName := resp.WhichOneof(resp.Descriptor().Oneofs().ByName("value")).Name()
-		if reqName != respName {
-			t.Errorf("case %d is %s in RequestUnion but %s in ResponseUnion", num, reqName, respName)
+		if fd.Name() != respName {
+			t.Errorf("case %d is %s in RequestUnion but %s in ResponseUnion", num, fd.Name(), respName)
 		}
 		if got := ResponseMethodOf(resp.Interface().(*ResponseUnion)); got != meth {
 			t.Errorf("ResponseUnion case %d (%s) is method %v, its request %v", num, respName, got, meth)
@@ -61,44 +66,85 @@ func TestEveryUnionCaseHasAMethod(t *testing.T) {
 	if len(resps) != len(reqs) {
 		t.Errorf("%d response cases for %d request cases", len(resps), len(reqs))
 	}
-	for m := Unknown + 1; m < numMethods; m++ {
-		if !seen[m] {
-			t.Errorf("method %v has no RequestUnion case", m)
+	slices.Sort(nums)
+	if got := Methods(); !slices.Equal(got, nums) {
+		t.Errorf("Methods() = %v, want the union's cases %v", got, nums)
+	}
+	if _, err := newMethodTable(File_kvpb_proto.Messages().ByName("RequestUnion").Oneofs().ByName("value"),
+		File_kvpb_proto.Messages().ByName("ResponseUnion").Oneofs().ByName("value")); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestEveryCaseAddressesKeys: every RequestUnion case's request has a key
+// or a start, or the case is flagged keyless, so that no request routes
+// by an empty key by mistake.
+func TestEveryCaseAddressesKeys(t *testing.T) {
+	for num, m := range unionCases(t, &RequestUnion{}) {
+		fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("value"))
+		fields := fd.Message().Fields()
+		keyed := fields.ByName("key") != nil || fields.ByName("start") != nil
+		if f := Method(num).Flags(); keyed == f.Has(IsKeyless) {
+			t.Errorf("case %s (%v): key or start %v, keyless %v", fd.Name(), f, keyed, f.Has(IsKeyless))
+		}
+	}
+}
+
+// TestMethodConstants checks the Method constants against kvpb.proto.
+func TestMethodConstants(t *testing.T) {
+	cases := File_kvpb_proto.Messages().ByName("RequestUnion").Fields()
+	for m, field := range map[Method]protoreflect.Name{
+		Get: "get", Put: "put", Delete: "delete", Scan: "scan", CompareAndSwap: "cas",
+		SystemPut: "system_put", SystemDelete: "system_delete", GC: "gc", SystemScan: "system_scan",
+		ChangeReplicas: "change_replicas", TransferLeader: "transfer_leader", Progress: "progress",
+	} {
+		if fd := cases.ByName(field); fd == nil || Method(fd.Number()) != m {
+			t.Errorf("constant %v (%d) is not RequestUnion case %s", m, int(m), field)
 		}
 	}
 }
 
 // TestFlagDependencies holds the rules between flags (CockroachDB's
-// flagDependencies in kvpb/api.go).
+// flagDependencies in kvpb/api.go), on the table and on checkFlags.
 func TestFlagDependencies(t *testing.T) {
 	names := map[string]bool{}
-	for m := Unknown + 1; m < numMethods; m++ {
-		f := m.Flags()
-		kinds := 0
-		for _, k := range []Flags{IsRead, IsWrite, IsAdmin} {
-			if f.Has(k) {
-				kinds++
-			}
-		}
-		if kinds != 1 {
-			t.Errorf("%v (%v): want exactly one of read, write, admin", m, f)
-		}
-		if f.Has(IsAdmin) && !f.Has(IsAlone) {
-			t.Errorf("%v (%v): admin must be alone", m, f)
-		}
-		if f.Has(IsRange) && f.Has(IsAdmin) {
-			t.Errorf("%v (%v): admin requests address no span", m, f)
-		}
-		if f.Has(IsSystem) && (f.Has(IsAdmin) || f.Has(IsAlone)) {
-			t.Errorf("%v (%v): system requests are key requests, not admin or alone", m, f)
+	for _, m := range Methods() {
+		if err := checkFlags(m.Flags()); err != nil {
+			t.Errorf("%v: %v", m, err)
 		}
 		if names[m.String()] {
 			t.Errorf("method name %s repeated", m)
 		}
 		names[m.String()] = true
 	}
-	if Unknown.Flags() != 0 || Method(numMethods).Flags() != 0 || Method(-1).Flags() != 0 {
-		t.Errorf("unknown methods have flags")
+	for _, f := range []Flags{0, IsRead | IsWrite, IsAdmin, IsAdmin | IsAlone, IsRead | IsRange | IsKeyless,
+		IsWrite | IsSystem | IsAlone, IsWrite | IsSystem | IsKeyless} {
+		if checkFlags(f) == nil {
+			t.Errorf("checkFlags(%v) accepts them", f)
+		}
+	}
+	for _, m := range []Method{Unknown, -1, 6, 43, maxMethod + 1} {
+		if m.Flags() != 0 || m.String() != fmt.Sprintf("Method(%d)", int(m)) {
+			t.Errorf("%d, not a method, has flags %v and name %s", int(m), m.Flags(), m)
+		}
+	}
+}
+
+// TestFlagNames checks the Flags constants against kvpb.proto's
+// MethodFlag: flag 1<<(n-1) is value n.
+func TestFlagNames(t *testing.T) {
+	want := map[Flags]MethodFlag{
+		IsRead: MethodFlag_METHOD_FLAG_READ, IsWrite: MethodFlag_METHOD_FLAG_WRITE, IsAdmin: MethodFlag_METHOD_FLAG_ADMIN,
+		IsRange: MethodFlag_METHOD_FLAG_RANGE, IsAlone: MethodFlag_METHOD_FLAG_ALONE, IsSystem: MethodFlag_METHOD_FLAG_SYSTEM,
+		IsKeyless: MethodFlag_METHOD_FLAG_KEYLESS,
+	}
+	if n := MethodFlag(0).Descriptor().Values().Len() - 1; n != len(want) {
+		t.Errorf("MethodFlag has %d flags, package kvpb %d", n, len(want))
+	}
+	for f, v := range want {
+		if f != 1<<(v-1) || "METHOD_FLAG_"+strings.ToUpper(f.String()) != v.String() {
+			t.Errorf("flag %v (%d) is not %v", f, f, v)
+		}
 	}
 }
 
@@ -172,6 +218,8 @@ func TestSpan(t *testing.T) {
 		{&RequestUnion{Value: &RequestUnion_Gc{Gc: &GCRequest{Threshold: 1}}}, "", "", true},
 		{&RequestUnion{}, "", "", true},
 		{nil, "", "", true},
+		{&RequestUnion{Value: &RequestUnion_Put{}}, "", "", true},
+		{&RequestUnion{Value: (*RequestUnion_Scan)(nil)}, "", "", true},
 	} {
 		start, end := Span(tc.r)
 		if string(start) != tc.start || string(end) != tc.end || (end == nil) != tc.endNil {

@@ -64,7 +64,7 @@ func validateRequests(reqs []*RequestUnion) error {
 		if m == Unknown {
 			return fmt.Errorf("%w: request %d: no request, or one of an unknown kind", ErrBadBatch, i)
 		}
-		if err := validateRequest(r); err != nil {
+		if err := validateRequest(m, r); err != nil {
 			return fmt.Errorf("%w: request %d (%v): %w", ErrBadBatch, i, m, err)
 		}
 		f := m.Flags()
@@ -86,28 +86,18 @@ var (
 	errNoNode   = errors.New("no node ID")
 )
 
-// validateRequest checks one request's arguments.
-func validateRequest(r *RequestUnion) error {
+// validateRequest checks the arguments of r, a request of method m: its
+// keys as kvpb.proto declares them (see Span), then the rules of those
+// methods whose other arguments have any.
+func validateRequest(m Method, r *RequestUnion) error {
+	if err := methods.checkKeys(m, caseRequest(m, r)); err != nil {
+		return err
+	}
 	switch v := r.Value.(type) {
 	case *RequestUnion_Get:
 		if v.Get.GetReadLevel() != api.ReadLevel_READ_LEVEL_LINEARIZABLE {
 			return errors.New("read_level is set on the request; it belongs in the header")
 		}
-		return key(v.Get.GetKey())
-	case *RequestUnion_Put:
-		return key(v.Put.GetKey())
-	case *RequestUnion_Delete:
-		return key(v.Delete.GetKey())
-	case *RequestUnion_Scan:
-		return span(v.Scan.GetStart(), v.Scan.GetEnd())
-	case *RequestUnion_Cas:
-		return key(v.Cas.GetKey())
-	case *RequestUnion_SystemPut:
-		return key(v.SystemPut.GetKey())
-	case *RequestUnion_SystemDelete:
-		return key(v.SystemDelete.GetKey())
-	case *RequestUnion_SystemScan:
-		return span(v.SystemScan.GetStart(), v.SystemScan.GetEnd())
 	case *RequestUnion_Gc:
 		if v.Gc.GetThreshold() == 0 {
 			return errors.New("threshold 0")
@@ -124,7 +114,6 @@ func validateRequest(r *RequestUnion) error {
 		if v.TransferLeader.GetNodeId() == 0 {
 			return errNoNode
 		}
-	case *RequestUnion_Progress:
 	}
 	return nil
 }
