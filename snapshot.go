@@ -74,5 +74,13 @@ func (s *Snapshot) Scan(ctx context.Context, start, end []byte, limit int) ([]KV
 	return s.db.scan(ctx, start, end, limit, false, s.ts)
 }
 
+// ScanKeys is Scan without the values (each KV's Value is nil).
+func (s *Snapshot) ScanKeys(ctx context.Context, start, end []byte, limit int) ([]KV, error) {
+	if s.closed.Load() {
+		return nil, ErrSnapshotClosed
+	}
+	return s.db.scan(ctx, start, end, limit, true, s.ts)
+}
+
 // Close ends the snapshot; its reads then fail with ErrSnapshotClosed.
 func (s *Snapshot) Close() { s.closed.Store(true) }

@@ -93,9 +93,13 @@ func (ReadLevel) EnumDescriptor() ([]byte, []int) {
 }
 
 type GetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	ReadLevel     ReadLevel              `protobuf:"varint,2,opt,name=read_level,json=readLevel,proto3,enum=strata.v1.ReadLevel" json:"read_level,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Key       []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	ReadLevel ReadLevel              `protobuf:"varint,2,opt,name=read_level,json=readLevel,proto3,enum=strata.v1.ReadLevel" json:"read_level,omitempty"`
+	// timestamp, if set, reads the value the key had at that past timestamp
+	// (a strata.Timestamp: Unix milliseconds << 18 | logical counter), within
+	// the cluster's history retention; read_level must then be linearizable.
+	Timestamp     uint64 `protobuf:"varint,3,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -142,6 +146,13 @@ func (x *GetRequest) GetReadLevel() ReadLevel {
 		return x.ReadLevel
 	}
 	return ReadLevel_READ_LEVEL_LINEARIZABLE
+}
+
+func (x *GetRequest) GetTimestamp() uint64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
 }
 
 type GetResponse struct {
@@ -374,7 +385,11 @@ type ScanRequest struct {
 	// limit is the most pairs returned; 0 means no limit.
 	Limit uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
 	// keys_only leaves the values out.
-	KeysOnly      bool `protobuf:"varint,4,opt,name=keys_only,json=keysOnly,proto3" json:"keys_only,omitempty"`
+	KeysOnly bool `protobuf:"varint,4,opt,name=keys_only,json=keysOnly,proto3" json:"keys_only,omitempty"`
+	// timestamp, if set, reads the range as it was at that past timestamp;
+	// unset reads it at a timestamp taken when the scan begins. Either way
+	// every shard is read at the same timestamp.
+	Timestamp     uint64 `protobuf:"varint,5,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -437,9 +452,18 @@ func (x *ScanRequest) GetKeysOnly() bool {
 	return false
 }
 
+func (x *ScanRequest) GetTimestamp() uint64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
+}
+
 type ScanResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kvs           []*KeyValue            `protobuf:"bytes,1,rep,name=kvs,proto3" json:"kvs,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kvs   []*KeyValue            `protobuf:"bytes,1,rep,name=kvs,proto3" json:"kvs,omitempty"`
+	// timestamp is the timestamp the scan read every shard at.
+	Timestamp     uint64 `protobuf:"varint,2,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -479,6 +503,13 @@ func (x *ScanResponse) GetKvs() []*KeyValue {
 		return x.Kvs
 	}
 	return nil
+}
+
+func (x *ScanResponse) GetTimestamp() uint64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
 }
 
 type KeyValue struct {
@@ -1580,12 +1611,13 @@ var File_strata_proto protoreflect.FileDescriptor
 
 const file_strata_proto_rawDesc = "" +
 	"\n" +
-	"\fstrata.proto\x12\tstrata.v1\"S\n" +
+	"\fstrata.proto\x12\tstrata.v1\"q\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x123\n" +
 	"\n" +
-	"read_level\x18\x02 \x01(\x0e2\x14.strata.v1.ReadLevelR\treadLevel\"9\n" +
+	"read_level\x18\x02 \x01(\x0e2\x14.strata.v1.ReadLevelR\treadLevel\x12\x1c\n" +
+	"\ttimestamp\x18\x03 \x01(\x04R\ttimestamp\"9\n" +
 	"\vGetResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"4\n" +
@@ -1596,15 +1628,17 @@ const file_strata_proto_rawDesc = "" +
 	"\vPutResponse\"!\n" +
 	"\rDeleteRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\"\x10\n" +
-	"\x0eDeleteResponse\"u\n" +
+	"\x0eDeleteResponse\"\x93\x01\n" +
 	"\vScanRequest\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\fR\x05start\x12\x15\n" +
 	"\x03end\x18\x02 \x01(\fH\x00R\x03end\x88\x01\x01\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\rR\x05limit\x12\x1b\n" +
-	"\tkeys_only\x18\x04 \x01(\bR\bkeysOnlyB\x06\n" +
-	"\x04_end\"5\n" +
+	"\tkeys_only\x18\x04 \x01(\bR\bkeysOnly\x12\x1c\n" +
+	"\ttimestamp\x18\x05 \x01(\x04R\ttimestampB\x06\n" +
+	"\x04_end\"S\n" +
 	"\fScanResponse\x12%\n" +
-	"\x03kvs\x18\x01 \x03(\v2\x13.strata.v1.KeyValueR\x03kvs\"2\n" +
+	"\x03kvs\x18\x01 \x03(\v2\x13.strata.v1.KeyValueR\x03kvs\x12\x1c\n" +
+	"\ttimestamp\x18\x02 \x01(\x04R\ttimestamp\"2\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"g\n" +

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata/api"
+	"github.com/strata-kv/strata/txn/tso"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -496,7 +497,14 @@ func (c *Client) maybeRefresh(ctx context.Context) {
 
 // Get returns the value of key, or ErrNotFound.
 func (c *Client) Get(ctx context.Context, key []byte) ([]byte, error) {
-	return c.get(ctx, key, api.ReadLevel_READ_LEVEL_LINEARIZABLE)
+	return c.get(ctx, key, api.ReadLevel_READ_LEVEL_LINEARIZABLE, 0)
+}
+
+// GetAt returns the value key had at ts, a past timestamp (see
+// strata.DB.SnapshotAt): ErrNotFound if it had none, ErrTimestampTooOld
+// if ts is older than the history the cluster keeps.
+func (c *Client) GetAt(ctx context.Context, key []byte, ts tso.Timestamp) ([]byte, error) {
+	return c.get(ctx, key, api.ReadLevel_READ_LEVEL_LINEARIZABLE, ts)
 }
 
 // GetSerializable returns the value of key as a replica of its shard has it,
@@ -504,13 +512,13 @@ func (c *Client) Get(ctx context.Context, key []byte) ([]byte, error) {
 // miss writes acknowledged recently (see strata.DB.GetSerializable).
 // ErrNotFound if absent.
 func (c *Client) GetSerializable(ctx context.Context, key []byte) ([]byte, error) {
-	return c.get(ctx, key, api.ReadLevel_READ_LEVEL_SERIALIZABLE)
+	return c.get(ctx, key, api.ReadLevel_READ_LEVEL_SERIALIZABLE, 0)
 }
 
-func (c *Client) get(ctx context.Context, key []byte, level api.ReadLevel) ([]byte, error) {
+func (c *Client) get(ctx context.Context, key []byte, level api.ReadLevel, ts tso.Timestamp) ([]byte, error) {
 	var resp *api.GetResponse
 	err := c.invoke(ctx, callOpts{method: "Get", key: key, routed: true}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = api.NewKVClient(cc).Get(ctx, &api.GetRequest{Key: key, ReadLevel: level})
+		resp, err = api.NewKVClient(cc).Get(ctx, &api.GetRequest{Key: key, ReadLevel: level, Timestamp: uint64(ts)})
 		return err
 	})
 	if err != nil {
@@ -563,9 +571,17 @@ func (c *Client) CompareAndSwap(ctx context.Context, key, old, new []byte) (bool
 // bound. Each shard's part is read linearizably; the scan as a whole is not
 // atomic across shards.
 func (c *Client) Scan(ctx context.Context, start, end []byte, limit int) ([]KV, error) {
-	kvs, err := c.scan(ctx, "Scan", start, end, limit, false)
+	kvs, _, err := c.ScanAt(ctx, start, end, limit, 0)
+	return kvs, err
+}
+
+// ScanAt is Scan at ts, a past timestamp (0: a timestamp taken when the
+// scan begins); it also returns the timestamp the scan read at. Every
+// shard is read at that one timestamp.
+func (c *Client) ScanAt(ctx context.Context, start, end []byte, limit int, ts tso.Timestamp) ([]KV, tso.Timestamp, error) {
+	kvs, at, err := c.scan(ctx, "Scan", start, end, limit, false, ts)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	out := make([]KV, len(kvs))
 	for i, kv := range kvs {
@@ -574,12 +590,12 @@ func (c *Client) Scan(ctx context.Context, start, end []byte, limit int) ([]KV, 
 			out[i].Value = []byte{}
 		}
 	}
-	return out, nil
+	return out, at, nil
 }
 
 // ScanKeys is Scan without the values.
 func (c *Client) ScanKeys(ctx context.Context, start, end []byte, limit int) ([][]byte, error) {
-	kvs, err := c.scan(ctx, "ScanKeys", start, end, limit, true)
+	kvs, _, err := c.scan(ctx, "ScanKeys", start, end, limit, true, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -590,8 +606,8 @@ func (c *Client) ScanKeys(ctx context.Context, start, end []byte, limit int) ([]
 	return out, nil
 }
 
-func (c *Client) scan(ctx context.Context, method string, start, end []byte, limit int, keysOnly bool) ([]*api.KeyValue, error) {
-	req := &api.ScanRequest{Start: start, End: end, KeysOnly: keysOnly}
+func (c *Client) scan(ctx context.Context, method string, start, end []byte, limit int, keysOnly bool, ts tso.Timestamp) ([]*api.KeyValue, tso.Timestamp, error) {
+	req := &api.ScanRequest{Start: start, End: end, KeysOnly: keysOnly, Timestamp: uint64(ts)}
 	if limit > 0 {
 		req.Limit = uint32(min(limit, math.MaxUint32))
 	}
@@ -603,9 +619,9 @@ func (c *Client) scan(ctx context.Context, method string, start, end []byte, lim
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return resp.GetKvs(), nil
+	return resp.GetKvs(), tso.Timestamp(resp.GetTimestamp()), nil
 }
 
 // Batch applies ms: atomically within a shard; a batch spanning shards is

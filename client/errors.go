@@ -34,6 +34,12 @@ var (
 	ErrValueTooLarge = errors.New("client: value too large")
 	// ErrInvalidRange rejects a scan whose end is not after its start.
 	ErrInvalidRange = errors.New("client: invalid range")
+	// ErrTimestampTooOld rejects a read at a timestamp older than the
+	// cluster keeps history for.
+	ErrTimestampTooOld = errors.New("client: timestamp older than the history kept")
+	// ErrFutureTimestamp rejects a read at a timestamp the cluster has not
+	// reached yet.
+	ErrFutureTimestamp = errors.New("client: timestamp in the future")
 )
 
 // Error reasons and domain of the server's ErrorInfo details (see
@@ -46,10 +52,12 @@ const (
 )
 
 var validationReasons = map[string]error{
-	"EMPTY_KEY":       ErrEmptyKey,
-	"KEY_TOO_LARGE":   ErrKeyTooLarge,
-	"VALUE_TOO_LARGE": ErrValueTooLarge,
-	"INVALID_RANGE":   ErrInvalidRange,
+	"EMPTY_KEY":         ErrEmptyKey,
+	"KEY_TOO_LARGE":     ErrKeyTooLarge,
+	"VALUE_TOO_LARGE":   ErrValueTooLarge,
+	"INVALID_RANGE":     ErrInvalidRange,
+	"TIMESTAMP_TOO_OLD": ErrTimestampTooOld,
+	"FUTURE_TIMESTAMP":  ErrFutureTimestamp,
 }
 
 // rpcError is a failed call: its gRPC status (status.Code and

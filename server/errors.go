@@ -32,7 +32,12 @@ const (
 	ReasonKeyTooLarge   = "KEY_TOO_LARGE"
 	ReasonValueTooLarge = "VALUE_TOO_LARGE"
 	ReasonInvalidRange  = "INVALID_RANGE"
-	ReasonBadRequest    = "BAD_REQUEST"
+	// ReasonTimestampTooOld: a read below the history kept (InvalidArgument).
+	ReasonTimestampTooOld = "TIMESTAMP_TOO_OLD"
+	// ReasonFutureTimestamp: a read at a timestamp not yet reached
+	// (InvalidArgument).
+	ReasonFutureTimestamp = "FUTURE_TIMESTAMP"
+	ReasonBadRequest      = "BAD_REQUEST"
 )
 
 // errBadRequest marks a request malformed at the wire level (not one of the
@@ -58,6 +63,10 @@ func statusOf(err error, clientAddr func(uint64) string) error {
 		return withInfo(codes.InvalidArgument, err, ReasonValueTooLarge, nil)
 	case errors.Is(err, strata.ErrInvalidRange):
 		return withInfo(codes.InvalidArgument, err, ReasonInvalidRange, nil)
+	case errors.Is(err, strata.ErrTimestampTooOld):
+		return withInfo(codes.InvalidArgument, err, ReasonTimestampTooOld, nil)
+	case errors.Is(err, strata.ErrFutureTimestamp):
+		return withInfo(codes.InvalidArgument, err, ReasonFutureTimestamp, nil)
 	case errors.Is(err, errBadRequest):
 		return withInfo(codes.InvalidArgument, err, ReasonBadRequest, nil)
 	// Ambiguity before the context errors it often wraps: a write whose

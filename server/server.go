@@ -153,6 +153,19 @@ func (k kvService) Get(ctx context.Context, req *api.GetRequest) (*api.GetRespon
 	default:
 		return nil, k.s.finish("Get", start, status.Errorf(codes.InvalidArgument, "unknown read level %d", req.GetReadLevel()))
 	}
+	if ts := req.GetTimestamp(); ts != 0 {
+		if req.GetReadLevel() != api.ReadLevel_READ_LEVEL_LINEARIZABLE {
+			return nil, k.s.finish("Get", start, status.Error(codes.InvalidArgument, "a read at a timestamp is linearizable; leave read_level unset"))
+		}
+		get = func(ctx context.Context, key []byte) ([]byte, error) {
+			snap, err := k.s.db.SnapshotAt(ctx, strata.Timestamp(ts))
+			if err != nil {
+				return nil, err
+			}
+			defer snap.Close()
+			return snap.Get(ctx, key)
+		}
+	}
 	v, err := get(ctx, req.GetKey())
 	if errors.Is(err, strata.ErrNotFound) {
 		return &api.GetResponse{}, k.s.finish("Get", start, nil)
@@ -181,28 +194,32 @@ func (k kvService) Delete(ctx context.Context, req *api.DeleteRequest) (*api.Del
 
 func (k kvService) Scan(ctx context.Context, req *api.ScanRequest) (*api.ScanResponse, error) {
 	start := time.Now()
-	// An unset end is nil (no bound); a set one, even empty, is non-nil.
-	end := req.End
-	limit := int(req.GetLimit())
-	resp := &api.ScanResponse{}
-	if req.GetKeysOnly() {
-		keys, err := k.s.db.ScanKeys(ctx, req.GetStart(), end, limit)
-		if err != nil {
-			return nil, k.s.finish("Scan", start, err)
-		}
-		resp.Kvs = make([]*api.KeyValue, len(keys))
-		for i, key := range keys {
-			resp.Kvs[i] = &api.KeyValue{Key: key}
-		}
+	var (
+		snap *strata.Snapshot
+		err  error
+	)
+	if ts := req.GetTimestamp(); ts != 0 {
+		snap, err = k.s.db.SnapshotAt(ctx, strata.Timestamp(ts))
 	} else {
-		kvs, err := k.s.db.Scan(ctx, req.GetStart(), end, limit)
-		if err != nil {
-			return nil, k.s.finish("Scan", start, err)
-		}
-		resp.Kvs = make([]*api.KeyValue, len(kvs))
-		for i, kv := range kvs {
-			resp.Kvs[i] = &api.KeyValue{Key: kv.Key, Value: kv.Value}
-		}
+		snap, err = k.s.db.Snapshot(ctx)
+	}
+	if err != nil {
+		return nil, k.s.finish("Scan", start, err)
+	}
+	defer snap.Close()
+	// An unset end is nil (no bound); a set one, even empty, is non-nil.
+	var kvs []strata.KV
+	if req.GetKeysOnly() {
+		kvs, err = snap.ScanKeys(ctx, req.GetStart(), req.End, int(req.GetLimit()))
+	} else {
+		kvs, err = snap.Scan(ctx, req.GetStart(), req.End, int(req.GetLimit()))
+	}
+	if err != nil {
+		return nil, k.s.finish("Scan", start, err)
+	}
+	resp := &api.ScanResponse{Kvs: make([]*api.KeyValue, len(kvs)), Timestamp: uint64(snap.Timestamp())}
+	for i, kv := range kvs {
+		resp.Kvs[i] = &api.KeyValue{Key: kv.Key, Value: kv.Value}
 	}
 	return resp, k.s.finish("Scan", start, nil)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/strata-kv/strata/client"
+	"github.com/strata-kv/strata/txn/tso"
 )
 
 // maxStdinValue bounds a value read from stdin, so that a mistaken pipe
@@ -26,27 +27,42 @@ func addKVCommands(root *cobra.Command, g *globals) {
 }
 
 func newGetCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var at string
+	cmd := &cobra.Command{
 		Use:   "get KEY",
 		Short: "Print the value of a key",
 		Long: `Print the value of a key, followed by a newline.
 
 An absent key is an error: "kvnode: key not found: KEY" on stderr and exit
-status 1. The read is linearizable.`,
+status 1. The read is linearizable.
+
+--at TS reads the value the key had at a past timestamp, within the
+cluster's history retention (1 hour by default). TS is a timestamp as
+kvnode prints them (1733230000123.5: Unix milliseconds and a logical
+counter), its integer form, or an RFC 3339 time.`,
 		Example: `  kvnode get greeting
   kvnode get greeting --endpoints 10.0.0.1:7370
+  kvnode get greeting --at 2026-12-03T14:00:00Z
   if v=$(kvnode get lock 2>/dev/null); then echo "held by $v"; fi`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if err := wantArgs(cmd, args, 1, 1, "KEY"); err != nil {
+				return err
+			}
+			if _, err := parseAt(at); err != nil {
 				return err
 			}
 			return checkKey(args[0])
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key := argBytes(args[0])
+			ts, _ := parseAt(at)
 			var v []byte
 			err := g.call(cmd, "get "+show(key), func(ctx context.Context, c *client.Client) (err error) {
-				v, err = c.Get(ctx, key)
+				if ts != 0 {
+					v, err = c.GetAt(ctx, key, ts)
+				} else {
+					v, err = c.Get(ctx, key)
+				}
 				if errors.Is(err, client.ErrNotFound) {
 					return &cliError{fmt.Errorf("key not found: %s", show(key))}
 				}
@@ -63,6 +79,23 @@ status 1. The read is linearizable.`,
 			return err
 		},
 	}
+	cmd.Flags().StringVar(&at, "at", "", "read at this past timestamp (printed form, integer or RFC 3339)")
+	return cmd
+}
+
+// parseAt parses an --at flag; "" is 0 (now).
+func parseAt(s string) (tso.Timestamp, error) {
+	if s == "" {
+		return 0, nil
+	}
+	ts, err := tso.Parse(s)
+	if err != nil {
+		return 0, usagef("--at %q: %v", s, err)
+	}
+	if ts == 0 {
+		return 0, usagef("--at must be a timestamp after 0")
+	}
+	return ts, nil
 }
 
 func newPutCmd(g *globals) *cobra.Command {
@@ -158,6 +191,7 @@ type scanOpts struct {
 	limit    int
 	keysOnly bool
 	json     bool
+	at       string // --at: a past timestamp to read at
 }
 
 // jsonKV is one pair of scan --json. A key or value that is not valid
@@ -186,11 +220,13 @@ array of {"key": ..., "value": ...} objects; a key or value that is not
 valid UTF-8 is printed in standard base64 and marked with "key_base64": true
 or "value_base64": true.
 
-At most --limit pairs are printed (0: no limit). Each shard's part is read
-linearizably; a scan over several shards is not one atomic snapshot.`,
+At most --limit pairs are printed (0: no limit). The scan is one
+consistent snapshot: every shard is read at one timestamp, taken when it
+begins, or the past timestamp --at gives (as for kvnode get --at).`,
 		Example: `  kvnode scan user/
   kvnode scan user/ --keys-only
   kvnode scan --from a --to m --limit 10
+  kvnode scan user/ --at 1733230000123.5
   kvnode scan --json | jq -r '.[].key'`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if err := wantArgs(cmd, args, 0, 1, "[PREFIX]"); err != nil {
@@ -211,7 +247,8 @@ linearizably; a scan over several shards is not one atomic snapshot.`,
 			if o.limit < 0 {
 				return usagef("--limit must be 0 (no limit) or more, got %d", o.limit)
 			}
-			return nil
+			_, err := parseAt(o.at)
+			return err
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			start, end := argBytes(o.from), []byte(nil)
@@ -223,9 +260,15 @@ linearizably; a scan over several shards is not one atomic snapshot.`,
 			}
 			var kvs []client.KV
 			err := g.call(cmd, "scan", func(ctx context.Context, c *client.Client) error {
-				if !o.keysOnly {
+				ts, _ := parseAt(o.at)
+				if !o.keysOnly || ts != 0 {
 					var err error
-					kvs, err = c.Scan(ctx, start, end, o.limit)
+					kvs, _, err = c.ScanAt(ctx, start, end, o.limit, ts)
+					if o.keysOnly {
+						for i := range kvs {
+							kvs[i].Value = nil
+						}
+					}
 					return err
 				}
 				keys, err := c.ScanKeys(ctx, start, end, o.limit)
@@ -247,6 +290,7 @@ linearizably; a scan over several shards is not one atomic snapshot.`,
 	f.IntVar(&o.limit, "limit", defaultScanLimit, "most pairs printed; 0 for no limit")
 	f.BoolVar(&o.keysOnly, "keys-only", false, "print keys without values")
 	f.BoolVar(&o.json, "json", false, "print a JSON array of {key, value} objects")
+	f.StringVar(&o.at, "at", "", "read at this past timestamp (printed form, integer or RFC 3339)")
 	return cmd
 }
 

@@ -98,6 +98,13 @@ func validateRequest(m Method, r *RequestUnion) error {
 		if v.Get.GetReadLevel() != api.ReadLevel_READ_LEVEL_LINEARIZABLE {
 			return errors.New("read_level is set on the request; it belongs in the header")
 		}
+		if v.Get.GetTimestamp() != 0 {
+			return errors.New("timestamp is set on the request; it belongs in the header")
+		}
+	case *RequestUnion_Scan:
+		if v.Scan.GetTimestamp() != 0 {
+			return errors.New("timestamp is set on the request; it belongs in the header")
+		}
 	case *RequestUnion_Gc:
 		if v.Gc.GetThreshold() == 0 {
 			return errors.New("threshold 0")
