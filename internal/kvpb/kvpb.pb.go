@@ -346,9 +346,11 @@ type RequestUnion struct {
 	//	*RequestUnion_SystemDelete
 	//	*RequestUnion_Gc
 	//	*RequestUnion_SystemScan
+	//	*RequestUnion_TsoLimit
 	//	*RequestUnion_ChangeReplicas
 	//	*RequestUnion_TransferLeader
 	//	*RequestUnion_Progress
+	//	*RequestUnion_GetTimestamp
 	Value         isRequestUnion_Value `protobuf_oneof:"value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -472,6 +474,15 @@ func (x *RequestUnion) GetSystemScan() *SystemScanRequest {
 	return nil
 }
 
+func (x *RequestUnion) GetTsoLimit() *TSOLimitRequest {
+	if x != nil {
+		if x, ok := x.Value.(*RequestUnion_TsoLimit); ok {
+			return x.TsoLimit
+		}
+	}
+	return nil
+}
+
 func (x *RequestUnion) GetChangeReplicas() *ChangeReplicasRequest {
 	if x != nil {
 		if x, ok := x.Value.(*RequestUnion_ChangeReplicas); ok {
@@ -494,6 +505,15 @@ func (x *RequestUnion) GetProgress() *ProgressRequest {
 	if x != nil {
 		if x, ok := x.Value.(*RequestUnion_Progress); ok {
 			return x.Progress
+		}
+	}
+	return nil
+}
+
+func (x *RequestUnion) GetGetTimestamp() *GetTimestampRequest {
+	if x != nil {
+		if x, ok := x.Value.(*RequestUnion_GetTimestamp); ok {
+			return x.GetTimestamp
 		}
 	}
 	return nil
@@ -542,6 +562,10 @@ type RequestUnion_SystemScan struct {
 	SystemScan *SystemScanRequest `protobuf:"bytes,23,opt,name=system_scan,json=systemScan,proto3,oneof"`
 }
 
+type RequestUnion_TsoLimit struct {
+	TsoLimit *TSOLimitRequest `protobuf:"bytes,24,opt,name=tso_limit,json=tsoLimit,proto3,oneof"`
+}
+
 type RequestUnion_ChangeReplicas struct {
 	// 40-59: admin, on the shard's leader, each alone in its batch.
 	ChangeReplicas *ChangeReplicasRequest `protobuf:"bytes,40,opt,name=change_replicas,json=changeReplicas,proto3,oneof"`
@@ -553,6 +577,14 @@ type RequestUnion_TransferLeader struct {
 
 type RequestUnion_Progress struct {
 	Progress *ProgressRequest `protobuf:"bytes,42,opt,name=progress,proto3,oneof"` // 43 is kept for split.
+}
+
+type RequestUnion_GetTimestamp struct {
+	// 60-99: txn/. 60 is the oracle's GetTimestamp (admin flags: the
+	// system shard's leader only, alone in its batch); 61-99 are kept
+	// for prewrite, commit, rollback, resolve lock, check txn status,
+	// pessimistic lock and heartbeat.
+	GetTimestamp *GetTimestampRequest `protobuf:"bytes,60,opt,name=get_timestamp,json=getTimestamp,proto3,oneof"` // 100-119 are kept for coord/ (lease grant, revoke, keep-alive).
 }
 
 func (*RequestUnion_Get) isRequestUnion_Value() {}
@@ -573,11 +605,15 @@ func (*RequestUnion_Gc) isRequestUnion_Value() {}
 
 func (*RequestUnion_SystemScan) isRequestUnion_Value() {}
 
+func (*RequestUnion_TsoLimit) isRequestUnion_Value() {}
+
 func (*RequestUnion_ChangeReplicas) isRequestUnion_Value() {}
 
 func (*RequestUnion_TransferLeader) isRequestUnion_Value() {}
 
 func (*RequestUnion_Progress) isRequestUnion_Value() {}
+
+func (*RequestUnion_GetTimestamp) isRequestUnion_Value() {}
 
 // ResponseUnion is the answer to one request: the same case, by name and
 // number, as the request it answers.
@@ -594,9 +630,11 @@ type ResponseUnion struct {
 	//	*ResponseUnion_SystemDelete
 	//	*ResponseUnion_Gc
 	//	*ResponseUnion_SystemScan
+	//	*ResponseUnion_TsoLimit
 	//	*ResponseUnion_ChangeReplicas
 	//	*ResponseUnion_TransferLeader
 	//	*ResponseUnion_Progress
+	//	*ResponseUnion_GetTimestamp
 	Value         isResponseUnion_Value `protobuf_oneof:"value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -720,6 +758,15 @@ func (x *ResponseUnion) GetSystemScan() *SystemScanResponse {
 	return nil
 }
 
+func (x *ResponseUnion) GetTsoLimit() *TSOLimitResponse {
+	if x != nil {
+		if x, ok := x.Value.(*ResponseUnion_TsoLimit); ok {
+			return x.TsoLimit
+		}
+	}
+	return nil
+}
+
 func (x *ResponseUnion) GetChangeReplicas() *ChangeReplicasResponse {
 	if x != nil {
 		if x, ok := x.Value.(*ResponseUnion_ChangeReplicas); ok {
@@ -742,6 +789,15 @@ func (x *ResponseUnion) GetProgress() *ProgressResponse {
 	if x != nil {
 		if x, ok := x.Value.(*ResponseUnion_Progress); ok {
 			return x.Progress
+		}
+	}
+	return nil
+}
+
+func (x *ResponseUnion) GetGetTimestamp() *GetTimestampResponse {
+	if x != nil {
+		if x, ok := x.Value.(*ResponseUnion_GetTimestamp); ok {
+			return x.GetTimestamp
 		}
 	}
 	return nil
@@ -787,6 +843,10 @@ type ResponseUnion_SystemScan struct {
 	SystemScan *SystemScanResponse `protobuf:"bytes,23,opt,name=system_scan,json=systemScan,proto3,oneof"`
 }
 
+type ResponseUnion_TsoLimit struct {
+	TsoLimit *TSOLimitResponse `protobuf:"bytes,24,opt,name=tso_limit,json=tsoLimit,proto3,oneof"`
+}
+
 type ResponseUnion_ChangeReplicas struct {
 	ChangeReplicas *ChangeReplicasResponse `protobuf:"bytes,40,opt,name=change_replicas,json=changeReplicas,proto3,oneof"`
 }
@@ -797,6 +857,10 @@ type ResponseUnion_TransferLeader struct {
 
 type ResponseUnion_Progress struct {
 	Progress *ProgressResponse `protobuf:"bytes,42,opt,name=progress,proto3,oneof"`
+}
+
+type ResponseUnion_GetTimestamp struct {
+	GetTimestamp *GetTimestampResponse `protobuf:"bytes,60,opt,name=get_timestamp,json=getTimestamp,proto3,oneof"`
 }
 
 func (*ResponseUnion_Get) isResponseUnion_Value() {}
@@ -817,11 +881,15 @@ func (*ResponseUnion_Gc) isResponseUnion_Value() {}
 
 func (*ResponseUnion_SystemScan) isResponseUnion_Value() {}
 
+func (*ResponseUnion_TsoLimit) isResponseUnion_Value() {}
+
 func (*ResponseUnion_ChangeReplicas) isResponseUnion_Value() {}
 
 func (*ResponseUnion_TransferLeader) isResponseUnion_Value() {}
 
 func (*ResponseUnion_Progress) isResponseUnion_Value() {}
+
+func (*ResponseUnion_GetTimestamp) isResponseUnion_Value() {}
 
 // ScanResponse is strata.v1.ScanResponse with a resume key: the public
 // message has no room for one.
@@ -1245,6 +1313,193 @@ func (x *GCResponse) GetThreshold() uint64 {
 	return 0
 }
 
+// TSOLimitRequest raises the timestamp oracle's persisted high-water mark,
+// kept in system key "tso/limit" (kvpb.TSOLimitKey) on the system shard, to
+// limit: apply keeps the larger of the stored and the new limit, so a save
+// that arrives late (after an ambiguous failure, or from a deposed leader)
+// never lowers it. The oracle hands out only timestamps below the limit.
+type TSOLimitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limit         uint64                 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TSOLimitRequest) Reset() {
+	*x = TSOLimitRequest{}
+	mi := &file_kvpb_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TSOLimitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TSOLimitRequest) ProtoMessage() {}
+
+func (x *TSOLimitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TSOLimitRequest.ProtoReflect.Descriptor instead.
+func (*TSOLimitRequest) Descriptor() ([]byte, []int) {
+	return file_kvpb_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *TSOLimitRequest) GetLimit() uint64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type TSOLimitResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// limit is the stored limit after the request: at least the one asked
+	// for.
+	Limit         uint64 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TSOLimitResponse) Reset() {
+	*x = TSOLimitResponse{}
+	mi := &file_kvpb_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TSOLimitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TSOLimitResponse) ProtoMessage() {}
+
+func (x *TSOLimitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TSOLimitResponse.ProtoReflect.Descriptor instead.
+func (*TSOLimitResponse) Descriptor() ([]byte, []int) {
+	return file_kvpb_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *TSOLimitResponse) GetLimit() uint64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// GetTimestampRequest asks the system shard's leader for count consecutive
+// timestamps from its oracle, 1 <= count <= 65536 (tso.MaxBatch).
+type GetTimestampRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Count         uint32                 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTimestampRequest) Reset() {
+	*x = GetTimestampRequest{}
+	mi := &file_kvpb_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTimestampRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTimestampRequest) ProtoMessage() {}
+
+func (x *GetTimestampRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTimestampRequest.ProtoReflect.Descriptor instead.
+func (*GetTimestampRequest) Descriptor() ([]byte, []int) {
+	return file_kvpb_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetTimestampRequest) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+type GetTimestampResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// first is the first of the timestamps [first, first+count), all above
+	// every timestamp the oracle handed out before.
+	First         uint64 `protobuf:"varint,1,opt,name=first,proto3" json:"first,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTimestampResponse) Reset() {
+	*x = GetTimestampResponse{}
+	mi := &file_kvpb_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTimestampResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTimestampResponse) ProtoMessage() {}
+
+func (x *GetTimestampResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTimestampResponse.ProtoReflect.Descriptor instead.
+func (*GetTimestampResponse) Descriptor() ([]byte, []int) {
+	return file_kvpb_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetTimestampResponse) GetFirst() uint64 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
 // ChangeReplicasRequest changes the shard's membership by one step. (The
 // public AddReplica and RemoveReplica are several such steps.)
 type ChangeReplicasRequest struct {
@@ -1257,7 +1512,7 @@ type ChangeReplicasRequest struct {
 
 func (x *ChangeReplicasRequest) Reset() {
 	*x = ChangeReplicasRequest{}
-	mi := &file_kvpb_proto_msgTypes[14]
+	mi := &file_kvpb_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1524,7 @@ func (x *ChangeReplicasRequest) String() string {
 func (*ChangeReplicasRequest) ProtoMessage() {}
 
 func (x *ChangeReplicasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[14]
+	mi := &file_kvpb_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1537,7 @@ func (x *ChangeReplicasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeReplicasRequest.ProtoReflect.Descriptor instead.
 func (*ChangeReplicasRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{14}
+	return file_kvpb_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ChangeReplicasRequest) GetType() ChangeReplicasType {
@@ -1307,7 +1562,7 @@ type ChangeReplicasResponse struct {
 
 func (x *ChangeReplicasResponse) Reset() {
 	*x = ChangeReplicasResponse{}
-	mi := &file_kvpb_proto_msgTypes[15]
+	mi := &file_kvpb_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1574,7 @@ func (x *ChangeReplicasResponse) String() string {
 func (*ChangeReplicasResponse) ProtoMessage() {}
 
 func (x *ChangeReplicasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[15]
+	mi := &file_kvpb_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1587,7 @@ func (x *ChangeReplicasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeReplicasResponse.ProtoReflect.Descriptor instead.
 func (*ChangeReplicasResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{15}
+	return file_kvpb_proto_rawDescGZIP(), []int{19}
 }
 
 // TransferLeaderRequest asks the shard's leader to hand leadership to a
@@ -1346,7 +1601,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_kvpb_proto_msgTypes[16]
+	mi := &file_kvpb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1358,7 +1613,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[16]
+	mi := &file_kvpb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1371,7 +1626,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{16}
+	return file_kvpb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TransferLeaderRequest) GetNodeId() uint64 {
@@ -1389,7 +1644,7 @@ type TransferLeaderResponse struct {
 
 func (x *TransferLeaderResponse) Reset() {
 	*x = TransferLeaderResponse{}
-	mi := &file_kvpb_proto_msgTypes[17]
+	mi := &file_kvpb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1656,7 @@ func (x *TransferLeaderResponse) String() string {
 func (*TransferLeaderResponse) ProtoMessage() {}
 
 func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[17]
+	mi := &file_kvpb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1669,7 @@ func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{17}
+	return file_kvpb_proto_rawDescGZIP(), []int{21}
 }
 
 // ProgressRequest asks the shard's leader how far a member has caught up
@@ -1428,7 +1683,7 @@ type ProgressRequest struct {
 
 func (x *ProgressRequest) Reset() {
 	*x = ProgressRequest{}
-	mi := &file_kvpb_proto_msgTypes[18]
+	mi := &file_kvpb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1695,7 @@ func (x *ProgressRequest) String() string {
 func (*ProgressRequest) ProtoMessage() {}
 
 func (x *ProgressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[18]
+	mi := &file_kvpb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1708,7 @@ func (x *ProgressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProgressRequest.ProtoReflect.Descriptor instead.
 func (*ProgressRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{18}
+	return file_kvpb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ProgressRequest) GetNodeId() uint64 {
@@ -1478,7 +1733,7 @@ type ProgressResponse struct {
 
 func (x *ProgressResponse) Reset() {
 	*x = ProgressResponse{}
-	mi := &file_kvpb_proto_msgTypes[19]
+	mi := &file_kvpb_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1490,7 +1745,7 @@ func (x *ProgressResponse) String() string {
 func (*ProgressResponse) ProtoMessage() {}
 
 func (x *ProgressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[19]
+	mi := &file_kvpb_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1503,7 +1758,7 @@ func (x *ProgressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProgressResponse.ProtoReflect.Descriptor instead.
 func (*ProgressResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{19}
+	return file_kvpb_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ProgressResponse) GetLeaderId() uint64 {
@@ -1562,7 +1817,7 @@ type NodeRequest struct {
 
 func (x *NodeRequest) Reset() {
 	*x = NodeRequest{}
-	mi := &file_kvpb_proto_msgTypes[20]
+	mi := &file_kvpb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1574,7 +1829,7 @@ func (x *NodeRequest) String() string {
 func (*NodeRequest) ProtoMessage() {}
 
 func (x *NodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[20]
+	mi := &file_kvpb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1587,7 +1842,7 @@ func (x *NodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRequest.ProtoReflect.Descriptor instead.
 func (*NodeRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{20}
+	return file_kvpb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *NodeRequest) GetNodeId() uint64 {
@@ -1670,7 +1925,7 @@ type NodeResponse struct {
 
 func (x *NodeResponse) Reset() {
 	*x = NodeResponse{}
-	mi := &file_kvpb_proto_msgTypes[21]
+	mi := &file_kvpb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +1937,7 @@ func (x *NodeResponse) String() string {
 func (*NodeResponse) ProtoMessage() {}
 
 func (x *NodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[21]
+	mi := &file_kvpb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +1950,7 @@ func (x *NodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeResponse.ProtoReflect.Descriptor instead.
 func (*NodeResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{21}
+	return file_kvpb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *NodeResponse) GetError() *Error {
@@ -1777,7 +2032,7 @@ type CreateReplicaRequest struct {
 
 func (x *CreateReplicaRequest) Reset() {
 	*x = CreateReplicaRequest{}
-	mi := &file_kvpb_proto_msgTypes[22]
+	mi := &file_kvpb_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1789,7 +2044,7 @@ func (x *CreateReplicaRequest) String() string {
 func (*CreateReplicaRequest) ProtoMessage() {}
 
 func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[22]
+	mi := &file_kvpb_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1802,7 +2057,7 @@ func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaRequest.ProtoReflect.Descriptor instead.
 func (*CreateReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{22}
+	return file_kvpb_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateReplicaRequest) GetShard() *ShardDescriptor {
@@ -1830,7 +2085,7 @@ type ReplicaStateRequest struct {
 
 func (x *ReplicaStateRequest) Reset() {
 	*x = ReplicaStateRequest{}
-	mi := &file_kvpb_proto_msgTypes[23]
+	mi := &file_kvpb_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +2097,7 @@ func (x *ReplicaStateRequest) String() string {
 func (*ReplicaStateRequest) ProtoMessage() {}
 
 func (x *ReplicaStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[23]
+	mi := &file_kvpb_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +2110,7 @@ func (x *ReplicaStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicaStateRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{23}
+	return file_kvpb_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReplicaStateRequest) GetShardId() uint64 {
@@ -1880,7 +2135,7 @@ type ReplicaStateResponse struct {
 
 func (x *ReplicaStateResponse) Reset() {
 	*x = ReplicaStateResponse{}
-	mi := &file_kvpb_proto_msgTypes[24]
+	mi := &file_kvpb_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1892,7 +2147,7 @@ func (x *ReplicaStateResponse) String() string {
 func (*ReplicaStateResponse) ProtoMessage() {}
 
 func (x *ReplicaStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[24]
+	mi := &file_kvpb_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1905,7 +2160,7 @@ func (x *ReplicaStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicaStateResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{24}
+	return file_kvpb_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReplicaStateResponse) GetHosted() bool {
@@ -1937,7 +2192,7 @@ type CreateReplicaResponse struct {
 
 func (x *CreateReplicaResponse) Reset() {
 	*x = CreateReplicaResponse{}
-	mi := &file_kvpb_proto_msgTypes[25]
+	mi := &file_kvpb_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1949,7 +2204,7 @@ func (x *CreateReplicaResponse) String() string {
 func (*CreateReplicaResponse) ProtoMessage() {}
 
 func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[25]
+	mi := &file_kvpb_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1962,7 +2217,7 @@ func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaResponse.ProtoReflect.Descriptor instead.
 func (*CreateReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{25}
+	return file_kvpb_proto_rawDescGZIP(), []int{29}
 }
 
 // DirectoryRequest asks for the node's local copy of the shard directory
@@ -1976,7 +2231,7 @@ type DirectoryRequest struct {
 
 func (x *DirectoryRequest) Reset() {
 	*x = DirectoryRequest{}
-	mi := &file_kvpb_proto_msgTypes[26]
+	mi := &file_kvpb_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1988,7 +2243,7 @@ func (x *DirectoryRequest) String() string {
 func (*DirectoryRequest) ProtoMessage() {}
 
 func (x *DirectoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[26]
+	mi := &file_kvpb_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2001,7 +2256,7 @@ func (x *DirectoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectoryRequest.ProtoReflect.Descriptor instead.
 func (*DirectoryRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{26}
+	return file_kvpb_proto_rawDescGZIP(), []int{30}
 }
 
 type DirectoryResponse struct {
@@ -2013,7 +2268,7 @@ type DirectoryResponse struct {
 
 func (x *DirectoryResponse) Reset() {
 	*x = DirectoryResponse{}
-	mi := &file_kvpb_proto_msgTypes[27]
+	mi := &file_kvpb_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2280,7 @@ func (x *DirectoryResponse) String() string {
 func (*DirectoryResponse) ProtoMessage() {}
 
 func (x *DirectoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[27]
+	mi := &file_kvpb_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2293,7 @@ func (x *DirectoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectoryResponse.ProtoReflect.Descriptor instead.
 func (*DirectoryResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{27}
+	return file_kvpb_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DirectoryResponse) GetDescriptors() []*ShardDescriptor {
@@ -2065,7 +2320,7 @@ type ShardDescriptor struct {
 
 func (x *ShardDescriptor) Reset() {
 	*x = ShardDescriptor{}
-	mi := &file_kvpb_proto_msgTypes[28]
+	mi := &file_kvpb_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2077,7 +2332,7 @@ func (x *ShardDescriptor) String() string {
 func (*ShardDescriptor) ProtoMessage() {}
 
 func (x *ShardDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[28]
+	mi := &file_kvpb_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2090,7 +2345,7 @@ func (x *ShardDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardDescriptor.ProtoReflect.Descriptor instead.
 func (*ShardDescriptor) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{28}
+	return file_kvpb_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ShardDescriptor) GetId() uint64 {
@@ -2141,7 +2396,7 @@ type NodeRecord struct {
 
 func (x *NodeRecord) Reset() {
 	*x = NodeRecord{}
-	mi := &file_kvpb_proto_msgTypes[29]
+	mi := &file_kvpb_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2408,7 @@ func (x *NodeRecord) String() string {
 func (*NodeRecord) ProtoMessage() {}
 
 func (x *NodeRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[29]
+	mi := &file_kvpb_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2421,7 @@ func (x *NodeRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRecord.ProtoReflect.Descriptor instead.
 func (*NodeRecord) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{29}
+	return file_kvpb_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *NodeRecord) GetId() uint64 {
@@ -2218,7 +2473,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_kvpb_proto_msgTypes[30]
+	mi := &file_kvpb_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2230,7 +2485,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[30]
+	mi := &file_kvpb_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2243,7 +2498,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{30}
+	return file_kvpb_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Error) GetDetail() isError_Detail {
@@ -2381,7 +2636,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_kvpb_proto_msgTypes[31]
+	mi := &file_kvpb_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2393,7 +2648,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[31]
+	mi := &file_kvpb_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2406,7 +2661,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{31}
+	return file_kvpb_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *NotLeader) GetShardId() uint64 {
@@ -2439,7 +2694,7 @@ type ShardMismatch struct {
 
 func (x *ShardMismatch) Reset() {
 	*x = ShardMismatch{}
-	mi := &file_kvpb_proto_msgTypes[32]
+	mi := &file_kvpb_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2451,7 +2706,7 @@ func (x *ShardMismatch) String() string {
 func (*ShardMismatch) ProtoMessage() {}
 
 func (x *ShardMismatch) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[32]
+	mi := &file_kvpb_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2464,7 +2719,7 @@ func (x *ShardMismatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardMismatch.ProtoReflect.Descriptor instead.
 func (*ShardMismatch) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{32}
+	return file_kvpb_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ShardMismatch) GetRequestedShardId() uint64 {
@@ -2498,7 +2753,7 @@ type ProposalDropped struct {
 
 func (x *ProposalDropped) Reset() {
 	*x = ProposalDropped{}
-	mi := &file_kvpb_proto_msgTypes[33]
+	mi := &file_kvpb_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2510,7 +2765,7 @@ func (x *ProposalDropped) String() string {
 func (*ProposalDropped) ProtoMessage() {}
 
 func (x *ProposalDropped) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[33]
+	mi := &file_kvpb_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2523,7 +2778,7 @@ func (x *ProposalDropped) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposalDropped.ProtoReflect.Descriptor instead.
 func (*ProposalDropped) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{33}
+	return file_kvpb_proto_rawDescGZIP(), []int{37}
 }
 
 // Ambiguous: the write may or may not have been applied.
@@ -2535,7 +2790,7 @@ type Ambiguous struct {
 
 func (x *Ambiguous) Reset() {
 	*x = Ambiguous{}
-	mi := &file_kvpb_proto_msgTypes[34]
+	mi := &file_kvpb_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2547,7 +2802,7 @@ func (x *Ambiguous) String() string {
 func (*Ambiguous) ProtoMessage() {}
 
 func (x *Ambiguous) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[34]
+	mi := &file_kvpb_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2560,7 +2815,7 @@ func (x *Ambiguous) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ambiguous.ProtoReflect.Descriptor instead.
 func (*Ambiguous) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{34}
+	return file_kvpb_proto_rawDescGZIP(), []int{38}
 }
 
 // Unavailable: the node cannot serve now (stopping, or the replica is not
@@ -2573,7 +2828,7 @@ type Unavailable struct {
 
 func (x *Unavailable) Reset() {
 	*x = Unavailable{}
-	mi := &file_kvpb_proto_msgTypes[35]
+	mi := &file_kvpb_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2585,7 +2840,7 @@ func (x *Unavailable) String() string {
 func (*Unavailable) ProtoMessage() {}
 
 func (x *Unavailable) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[35]
+	mi := &file_kvpb_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2598,7 +2853,7 @@ func (x *Unavailable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unavailable.ProtoReflect.Descriptor instead.
 func (*Unavailable) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{35}
+	return file_kvpb_proto_rawDescGZIP(), []int{39}
 }
 
 // TimestampTooOld: the read's timestamp is below the shard's GC threshold.
@@ -2611,7 +2866,7 @@ type TimestampTooOld struct {
 
 func (x *TimestampTooOld) Reset() {
 	*x = TimestampTooOld{}
-	mi := &file_kvpb_proto_msgTypes[36]
+	mi := &file_kvpb_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2623,7 +2878,7 @@ func (x *TimestampTooOld) String() string {
 func (*TimestampTooOld) ProtoMessage() {}
 
 func (x *TimestampTooOld) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[36]
+	mi := &file_kvpb_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2636,7 +2891,7 @@ func (x *TimestampTooOld) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimestampTooOld.ProtoReflect.Descriptor instead.
 func (*TimestampTooOld) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{36}
+	return file_kvpb_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TimestampTooOld) GetThreshold() uint64 {
@@ -2656,7 +2911,7 @@ type RequestTooLarge struct {
 
 func (x *RequestTooLarge) Reset() {
 	*x = RequestTooLarge{}
-	mi := &file_kvpb_proto_msgTypes[37]
+	mi := &file_kvpb_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2668,7 +2923,7 @@ func (x *RequestTooLarge) String() string {
 func (*RequestTooLarge) ProtoMessage() {}
 
 func (x *RequestTooLarge) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[37]
+	mi := &file_kvpb_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2681,7 +2936,7 @@ func (x *RequestTooLarge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestTooLarge.ProtoReflect.Descriptor instead.
 func (*RequestTooLarge) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{37}
+	return file_kvpb_proto_rawDescGZIP(), []int{41}
 }
 
 // ReplicatedCommand is the payload of a raft entry: a batch's writes with
@@ -2697,7 +2952,7 @@ type ReplicatedCommand struct {
 
 func (x *ReplicatedCommand) Reset() {
 	*x = ReplicatedCommand{}
-	mi := &file_kvpb_proto_msgTypes[38]
+	mi := &file_kvpb_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2709,7 +2964,7 @@ func (x *ReplicatedCommand) String() string {
 func (*ReplicatedCommand) ProtoMessage() {}
 
 func (x *ReplicatedCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[38]
+	mi := &file_kvpb_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2722,7 +2977,7 @@ func (x *ReplicatedCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicatedCommand.ProtoReflect.Descriptor instead.
 func (*ReplicatedCommand) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{38}
+	return file_kvpb_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReplicatedCommand) GetHeader() *Header {
@@ -2755,7 +3010,7 @@ type PeerRequest struct {
 
 func (x *PeerRequest) Reset() {
 	*x = PeerRequest{}
-	mi := &file_kvpb_proto_msgTypes[39]
+	mi := &file_kvpb_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2767,7 +3022,7 @@ func (x *PeerRequest) String() string {
 func (*PeerRequest) ProtoMessage() {}
 
 func (x *PeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[39]
+	mi := &file_kvpb_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2780,7 +3035,7 @@ func (x *PeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerRequest.ProtoReflect.Descriptor instead.
 func (*PeerRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{39}
+	return file_kvpb_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PeerRequest) GetValue() isPeerRequest_Value {
@@ -2838,7 +3093,7 @@ type PeerResponse struct {
 
 func (x *PeerResponse) Reset() {
 	*x = PeerResponse{}
-	mi := &file_kvpb_proto_msgTypes[40]
+	mi := &file_kvpb_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2850,7 +3105,7 @@ func (x *PeerResponse) String() string {
 func (*PeerResponse) ProtoMessage() {}
 
 func (x *PeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[40]
+	mi := &file_kvpb_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2863,7 +3118,7 @@ func (x *PeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerResponse.ProtoReflect.Descriptor instead.
 func (*PeerResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{40}
+	return file_kvpb_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PeerResponse) GetValue() isPeerResponse_Value {
@@ -2929,7 +3184,7 @@ const file_kvpb_proto_rawDesc = "" +
 	"\x05error\x18\x01 \x01(\v2\x13.strata.kv.v1.ErrorR\x05error\x129\n" +
 	"\tresponses\x18\x02 \x03(\v2\x1b.strata.kv.v1.ResponseUnionR\tresponses\x12?\n" +
 	"\vdescriptors\x18\x03 \x03(\v2\x1d.strata.kv.v1.ShardDescriptorR\vdescriptors\x12\x1c\n" +
-	"\ttimestamp\x18\x04 \x01(\x04R\ttimestamp\"\xdc\x05\n" +
+	"\ttimestamp\x18\x04 \x01(\x04R\ttimestamp\"\xe4\x06\n" +
 	"\fRequestUnion\x12)\n" +
 	"\x03get\x18\x01 \x01(\v2\x15.strata.v1.GetRequestH\x00R\x03get\x12)\n" +
 	"\x03put\x18\x02 \x01(\v2\x15.strata.v1.PutRequestH\x00R\x03put\x122\n" +
@@ -2941,11 +3196,13 @@ const file_kvpb_proto_rawDesc = "" +
 	"\rsystem_delete\x18\x15 \x01(\v2!.strata.kv.v1.SystemDeleteRequestH\x00R\fsystemDelete\x12)\n" +
 	"\x02gc\x18\x16 \x01(\v2\x17.strata.kv.v1.GCRequestH\x00R\x02gc\x12B\n" +
 	"\vsystem_scan\x18\x17 \x01(\v2\x1f.strata.kv.v1.SystemScanRequestH\x00R\n" +
-	"systemScan\x12N\n" +
+	"systemScan\x12<\n" +
+	"\ttso_limit\x18\x18 \x01(\v2\x1d.strata.kv.v1.TSOLimitRequestH\x00R\btsoLimit\x12N\n" +
 	"\x0fchange_replicas\x18( \x01(\v2#.strata.kv.v1.ChangeReplicasRequestH\x00R\x0echangeReplicas\x12N\n" +
 	"\x0ftransfer_leader\x18) \x01(\v2#.strata.kv.v1.TransferLeaderRequestH\x00R\x0etransferLeader\x12;\n" +
-	"\bprogress\x18* \x01(\v2\x1d.strata.kv.v1.ProgressRequestH\x00R\bprogressB\a\n" +
-	"\x05value\"\xec\x05\n" +
+	"\bprogress\x18* \x01(\v2\x1d.strata.kv.v1.ProgressRequestH\x00R\bprogress\x12H\n" +
+	"\rget_timestamp\x18< \x01(\v2!.strata.kv.v1.GetTimestampRequestH\x00R\fgetTimestampB\a\n" +
+	"\x05value\"\xf6\x06\n" +
 	"\rResponseUnion\x12*\n" +
 	"\x03get\x18\x01 \x01(\v2\x16.strata.v1.GetResponseH\x00R\x03get\x12*\n" +
 	"\x03put\x18\x02 \x01(\v2\x16.strata.v1.PutResponseH\x00R\x03put\x123\n" +
@@ -2957,10 +3214,12 @@ const file_kvpb_proto_rawDesc = "" +
 	"\rsystem_delete\x18\x15 \x01(\v2\".strata.kv.v1.SystemDeleteResponseH\x00R\fsystemDelete\x12*\n" +
 	"\x02gc\x18\x16 \x01(\v2\x18.strata.kv.v1.GCResponseH\x00R\x02gc\x12C\n" +
 	"\vsystem_scan\x18\x17 \x01(\v2 .strata.kv.v1.SystemScanResponseH\x00R\n" +
-	"systemScan\x12O\n" +
+	"systemScan\x12=\n" +
+	"\ttso_limit\x18\x18 \x01(\v2\x1e.strata.kv.v1.TSOLimitResponseH\x00R\btsoLimit\x12O\n" +
 	"\x0fchange_replicas\x18( \x01(\v2$.strata.kv.v1.ChangeReplicasResponseH\x00R\x0echangeReplicas\x12O\n" +
 	"\x0ftransfer_leader\x18) \x01(\v2$.strata.kv.v1.TransferLeaderResponseH\x00R\x0etransferLeader\x12<\n" +
-	"\bprogress\x18* \x01(\v2\x1e.strata.kv.v1.ProgressResponseH\x00R\bprogressB\a\n" +
+	"\bprogress\x18* \x01(\v2\x1e.strata.kv.v1.ProgressResponseH\x00R\bprogress\x12I\n" +
+	"\rget_timestamp\x18< \x01(\v2\".strata.kv.v1.GetTimestampResponseH\x00R\fgetTimestampB\a\n" +
 	"\x05value\"T\n" +
 	"\fScanResponse\x12%\n" +
 	"\x03kvs\x18\x01 \x03(\v2\x13.strata.v1.KeyValueR\x03kvs\x12\x1d\n" +
@@ -2983,7 +3242,15 @@ const file_kvpb_proto_rawDesc = "" +
 	"\tthreshold\x18\x01 \x01(\x04R\tthreshold\"*\n" +
 	"\n" +
 	"GCResponse\x12\x1c\n" +
-	"\tthreshold\x18\x01 \x01(\x04R\tthreshold\"f\n" +
+	"\tthreshold\x18\x01 \x01(\x04R\tthreshold\"'\n" +
+	"\x0fTSOLimitRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x04R\x05limit\"(\n" +
+	"\x10TSOLimitResponse\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x04R\x05limit\"+\n" +
+	"\x13GetTimestampRequest\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\rR\x05count\",\n" +
+	"\x14GetTimestampResponse\x12\x14\n" +
+	"\x05first\x18\x01 \x01(\x04R\x05first\"f\n" +
 	"\x15ChangeReplicasRequest\x124\n" +
 	"\x04type\x18\x01 \x01(\x0e2 .strata.kv.v1.ChangeReplicasTypeR\x04type\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\x04R\x06nodeId\"\x18\n" +
@@ -3094,7 +3361,7 @@ func file_kvpb_proto_rawDescGZIP() []byte {
 }
 
 var file_kvpb_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_kvpb_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_kvpb_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_kvpb_proto_goTypes = []any{
 	(ChangeReplicasType)(0),            // 0: strata.kv.v1.ChangeReplicasType
 	(*Header)(nil),                     // 1: strata.kv.v1.Header
@@ -3111,107 +3378,115 @@ var file_kvpb_proto_goTypes = []any{
 	(*SystemScanResponse)(nil),         // 12: strata.kv.v1.SystemScanResponse
 	(*GCRequest)(nil),                  // 13: strata.kv.v1.GCRequest
 	(*GCResponse)(nil),                 // 14: strata.kv.v1.GCResponse
-	(*ChangeReplicasRequest)(nil),      // 15: strata.kv.v1.ChangeReplicasRequest
-	(*ChangeReplicasResponse)(nil),     // 16: strata.kv.v1.ChangeReplicasResponse
-	(*TransferLeaderRequest)(nil),      // 17: strata.kv.v1.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil),     // 18: strata.kv.v1.TransferLeaderResponse
-	(*ProgressRequest)(nil),            // 19: strata.kv.v1.ProgressRequest
-	(*ProgressResponse)(nil),           // 20: strata.kv.v1.ProgressResponse
-	(*NodeRequest)(nil),                // 21: strata.kv.v1.NodeRequest
-	(*NodeResponse)(nil),               // 22: strata.kv.v1.NodeResponse
-	(*CreateReplicaRequest)(nil),       // 23: strata.kv.v1.CreateReplicaRequest
-	(*ReplicaStateRequest)(nil),        // 24: strata.kv.v1.ReplicaStateRequest
-	(*ReplicaStateResponse)(nil),       // 25: strata.kv.v1.ReplicaStateResponse
-	(*CreateReplicaResponse)(nil),      // 26: strata.kv.v1.CreateReplicaResponse
-	(*DirectoryRequest)(nil),           // 27: strata.kv.v1.DirectoryRequest
-	(*DirectoryResponse)(nil),          // 28: strata.kv.v1.DirectoryResponse
-	(*ShardDescriptor)(nil),            // 29: strata.kv.v1.ShardDescriptor
-	(*NodeRecord)(nil),                 // 30: strata.kv.v1.NodeRecord
-	(*Error)(nil),                      // 31: strata.kv.v1.Error
-	(*NotLeader)(nil),                  // 32: strata.kv.v1.NotLeader
-	(*ShardMismatch)(nil),              // 33: strata.kv.v1.ShardMismatch
-	(*ProposalDropped)(nil),            // 34: strata.kv.v1.ProposalDropped
-	(*Ambiguous)(nil),                  // 35: strata.kv.v1.Ambiguous
-	(*Unavailable)(nil),                // 36: strata.kv.v1.Unavailable
-	(*TimestampTooOld)(nil),            // 37: strata.kv.v1.TimestampTooOld
-	(*RequestTooLarge)(nil),            // 38: strata.kv.v1.RequestTooLarge
-	(*ReplicatedCommand)(nil),          // 39: strata.kv.v1.ReplicatedCommand
-	(*PeerRequest)(nil),                // 40: strata.kv.v1.PeerRequest
-	(*PeerResponse)(nil),               // 41: strata.kv.v1.PeerResponse
-	(api.ReadLevel)(0),                 // 42: strata.v1.ReadLevel
-	(*api.GetRequest)(nil),             // 43: strata.v1.GetRequest
-	(*api.PutRequest)(nil),             // 44: strata.v1.PutRequest
-	(*api.DeleteRequest)(nil),          // 45: strata.v1.DeleteRequest
-	(*api.ScanRequest)(nil),            // 46: strata.v1.ScanRequest
-	(*api.CompareAndSwapRequest)(nil),  // 47: strata.v1.CompareAndSwapRequest
-	(*api.GetResponse)(nil),            // 48: strata.v1.GetResponse
-	(*api.PutResponse)(nil),            // 49: strata.v1.PutResponse
-	(*api.DeleteResponse)(nil),         // 50: strata.v1.DeleteResponse
-	(*api.CompareAndSwapResponse)(nil), // 51: strata.v1.CompareAndSwapResponse
-	(*api.KeyValue)(nil),               // 52: strata.v1.KeyValue
+	(*TSOLimitRequest)(nil),            // 15: strata.kv.v1.TSOLimitRequest
+	(*TSOLimitResponse)(nil),           // 16: strata.kv.v1.TSOLimitResponse
+	(*GetTimestampRequest)(nil),        // 17: strata.kv.v1.GetTimestampRequest
+	(*GetTimestampResponse)(nil),       // 18: strata.kv.v1.GetTimestampResponse
+	(*ChangeReplicasRequest)(nil),      // 19: strata.kv.v1.ChangeReplicasRequest
+	(*ChangeReplicasResponse)(nil),     // 20: strata.kv.v1.ChangeReplicasResponse
+	(*TransferLeaderRequest)(nil),      // 21: strata.kv.v1.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil),     // 22: strata.kv.v1.TransferLeaderResponse
+	(*ProgressRequest)(nil),            // 23: strata.kv.v1.ProgressRequest
+	(*ProgressResponse)(nil),           // 24: strata.kv.v1.ProgressResponse
+	(*NodeRequest)(nil),                // 25: strata.kv.v1.NodeRequest
+	(*NodeResponse)(nil),               // 26: strata.kv.v1.NodeResponse
+	(*CreateReplicaRequest)(nil),       // 27: strata.kv.v1.CreateReplicaRequest
+	(*ReplicaStateRequest)(nil),        // 28: strata.kv.v1.ReplicaStateRequest
+	(*ReplicaStateResponse)(nil),       // 29: strata.kv.v1.ReplicaStateResponse
+	(*CreateReplicaResponse)(nil),      // 30: strata.kv.v1.CreateReplicaResponse
+	(*DirectoryRequest)(nil),           // 31: strata.kv.v1.DirectoryRequest
+	(*DirectoryResponse)(nil),          // 32: strata.kv.v1.DirectoryResponse
+	(*ShardDescriptor)(nil),            // 33: strata.kv.v1.ShardDescriptor
+	(*NodeRecord)(nil),                 // 34: strata.kv.v1.NodeRecord
+	(*Error)(nil),                      // 35: strata.kv.v1.Error
+	(*NotLeader)(nil),                  // 36: strata.kv.v1.NotLeader
+	(*ShardMismatch)(nil),              // 37: strata.kv.v1.ShardMismatch
+	(*ProposalDropped)(nil),            // 38: strata.kv.v1.ProposalDropped
+	(*Ambiguous)(nil),                  // 39: strata.kv.v1.Ambiguous
+	(*Unavailable)(nil),                // 40: strata.kv.v1.Unavailable
+	(*TimestampTooOld)(nil),            // 41: strata.kv.v1.TimestampTooOld
+	(*RequestTooLarge)(nil),            // 42: strata.kv.v1.RequestTooLarge
+	(*ReplicatedCommand)(nil),          // 43: strata.kv.v1.ReplicatedCommand
+	(*PeerRequest)(nil),                // 44: strata.kv.v1.PeerRequest
+	(*PeerResponse)(nil),               // 45: strata.kv.v1.PeerResponse
+	(api.ReadLevel)(0),                 // 46: strata.v1.ReadLevel
+	(*api.GetRequest)(nil),             // 47: strata.v1.GetRequest
+	(*api.PutRequest)(nil),             // 48: strata.v1.PutRequest
+	(*api.DeleteRequest)(nil),          // 49: strata.v1.DeleteRequest
+	(*api.ScanRequest)(nil),            // 50: strata.v1.ScanRequest
+	(*api.CompareAndSwapRequest)(nil),  // 51: strata.v1.CompareAndSwapRequest
+	(*api.GetResponse)(nil),            // 52: strata.v1.GetResponse
+	(*api.PutResponse)(nil),            // 53: strata.v1.PutResponse
+	(*api.DeleteResponse)(nil),         // 54: strata.v1.DeleteResponse
+	(*api.CompareAndSwapResponse)(nil), // 55: strata.v1.CompareAndSwapResponse
+	(*api.KeyValue)(nil),               // 56: strata.v1.KeyValue
 }
 var file_kvpb_proto_depIdxs = []int32{
-	42, // 0: strata.kv.v1.Header.read_level:type_name -> strata.v1.ReadLevel
+	46, // 0: strata.kv.v1.Header.read_level:type_name -> strata.v1.ReadLevel
 	1,  // 1: strata.kv.v1.BatchRequest.header:type_name -> strata.kv.v1.Header
 	4,  // 2: strata.kv.v1.BatchRequest.requests:type_name -> strata.kv.v1.RequestUnion
-	31, // 3: strata.kv.v1.BatchResponse.error:type_name -> strata.kv.v1.Error
+	35, // 3: strata.kv.v1.BatchResponse.error:type_name -> strata.kv.v1.Error
 	5,  // 4: strata.kv.v1.BatchResponse.responses:type_name -> strata.kv.v1.ResponseUnion
-	29, // 5: strata.kv.v1.BatchResponse.descriptors:type_name -> strata.kv.v1.ShardDescriptor
-	43, // 6: strata.kv.v1.RequestUnion.get:type_name -> strata.v1.GetRequest
-	44, // 7: strata.kv.v1.RequestUnion.put:type_name -> strata.v1.PutRequest
-	45, // 8: strata.kv.v1.RequestUnion.delete:type_name -> strata.v1.DeleteRequest
-	46, // 9: strata.kv.v1.RequestUnion.scan:type_name -> strata.v1.ScanRequest
-	47, // 10: strata.kv.v1.RequestUnion.cas:type_name -> strata.v1.CompareAndSwapRequest
+	33, // 5: strata.kv.v1.BatchResponse.descriptors:type_name -> strata.kv.v1.ShardDescriptor
+	47, // 6: strata.kv.v1.RequestUnion.get:type_name -> strata.v1.GetRequest
+	48, // 7: strata.kv.v1.RequestUnion.put:type_name -> strata.v1.PutRequest
+	49, // 8: strata.kv.v1.RequestUnion.delete:type_name -> strata.v1.DeleteRequest
+	50, // 9: strata.kv.v1.RequestUnion.scan:type_name -> strata.v1.ScanRequest
+	51, // 10: strata.kv.v1.RequestUnion.cas:type_name -> strata.v1.CompareAndSwapRequest
 	7,  // 11: strata.kv.v1.RequestUnion.system_put:type_name -> strata.kv.v1.SystemPutRequest
 	9,  // 12: strata.kv.v1.RequestUnion.system_delete:type_name -> strata.kv.v1.SystemDeleteRequest
 	13, // 13: strata.kv.v1.RequestUnion.gc:type_name -> strata.kv.v1.GCRequest
 	11, // 14: strata.kv.v1.RequestUnion.system_scan:type_name -> strata.kv.v1.SystemScanRequest
-	15, // 15: strata.kv.v1.RequestUnion.change_replicas:type_name -> strata.kv.v1.ChangeReplicasRequest
-	17, // 16: strata.kv.v1.RequestUnion.transfer_leader:type_name -> strata.kv.v1.TransferLeaderRequest
-	19, // 17: strata.kv.v1.RequestUnion.progress:type_name -> strata.kv.v1.ProgressRequest
-	48, // 18: strata.kv.v1.ResponseUnion.get:type_name -> strata.v1.GetResponse
-	49, // 19: strata.kv.v1.ResponseUnion.put:type_name -> strata.v1.PutResponse
-	50, // 20: strata.kv.v1.ResponseUnion.delete:type_name -> strata.v1.DeleteResponse
-	6,  // 21: strata.kv.v1.ResponseUnion.scan:type_name -> strata.kv.v1.ScanResponse
-	51, // 22: strata.kv.v1.ResponseUnion.cas:type_name -> strata.v1.CompareAndSwapResponse
-	8,  // 23: strata.kv.v1.ResponseUnion.system_put:type_name -> strata.kv.v1.SystemPutResponse
-	10, // 24: strata.kv.v1.ResponseUnion.system_delete:type_name -> strata.kv.v1.SystemDeleteResponse
-	14, // 25: strata.kv.v1.ResponseUnion.gc:type_name -> strata.kv.v1.GCResponse
-	12, // 26: strata.kv.v1.ResponseUnion.system_scan:type_name -> strata.kv.v1.SystemScanResponse
-	16, // 27: strata.kv.v1.ResponseUnion.change_replicas:type_name -> strata.kv.v1.ChangeReplicasResponse
-	18, // 28: strata.kv.v1.ResponseUnion.transfer_leader:type_name -> strata.kv.v1.TransferLeaderResponse
-	20, // 29: strata.kv.v1.ResponseUnion.progress:type_name -> strata.kv.v1.ProgressResponse
-	52, // 30: strata.kv.v1.ScanResponse.kvs:type_name -> strata.v1.KeyValue
-	52, // 31: strata.kv.v1.SystemScanResponse.kvs:type_name -> strata.v1.KeyValue
-	0,  // 32: strata.kv.v1.ChangeReplicasRequest.type:type_name -> strata.kv.v1.ChangeReplicasType
-	23, // 33: strata.kv.v1.NodeRequest.create_replica:type_name -> strata.kv.v1.CreateReplicaRequest
-	27, // 34: strata.kv.v1.NodeRequest.directory:type_name -> strata.kv.v1.DirectoryRequest
-	24, // 35: strata.kv.v1.NodeRequest.replica_state:type_name -> strata.kv.v1.ReplicaStateRequest
-	31, // 36: strata.kv.v1.NodeResponse.error:type_name -> strata.kv.v1.Error
-	26, // 37: strata.kv.v1.NodeResponse.create_replica:type_name -> strata.kv.v1.CreateReplicaResponse
-	28, // 38: strata.kv.v1.NodeResponse.directory:type_name -> strata.kv.v1.DirectoryResponse
-	25, // 39: strata.kv.v1.NodeResponse.replica_state:type_name -> strata.kv.v1.ReplicaStateResponse
-	29, // 40: strata.kv.v1.CreateReplicaRequest.shard:type_name -> strata.kv.v1.ShardDescriptor
-	29, // 41: strata.kv.v1.DirectoryResponse.descriptors:type_name -> strata.kv.v1.ShardDescriptor
-	32, // 42: strata.kv.v1.Error.not_leader:type_name -> strata.kv.v1.NotLeader
-	33, // 43: strata.kv.v1.Error.shard_mismatch:type_name -> strata.kv.v1.ShardMismatch
-	34, // 44: strata.kv.v1.Error.proposal_dropped:type_name -> strata.kv.v1.ProposalDropped
-	35, // 45: strata.kv.v1.Error.ambiguous:type_name -> strata.kv.v1.Ambiguous
-	36, // 46: strata.kv.v1.Error.unavailable:type_name -> strata.kv.v1.Unavailable
-	37, // 47: strata.kv.v1.Error.timestamp_too_old:type_name -> strata.kv.v1.TimestampTooOld
-	38, // 48: strata.kv.v1.Error.request_too_large:type_name -> strata.kv.v1.RequestTooLarge
-	29, // 49: strata.kv.v1.ShardMismatch.descriptors:type_name -> strata.kv.v1.ShardDescriptor
-	1,  // 50: strata.kv.v1.ReplicatedCommand.header:type_name -> strata.kv.v1.Header
-	4,  // 51: strata.kv.v1.ReplicatedCommand.writes:type_name -> strata.kv.v1.RequestUnion
-	2,  // 52: strata.kv.v1.PeerRequest.batch:type_name -> strata.kv.v1.BatchRequest
-	21, // 53: strata.kv.v1.PeerRequest.node:type_name -> strata.kv.v1.NodeRequest
-	3,  // 54: strata.kv.v1.PeerResponse.batch:type_name -> strata.kv.v1.BatchResponse
-	22, // 55: strata.kv.v1.PeerResponse.node:type_name -> strata.kv.v1.NodeResponse
-	56, // [56:56] is the sub-list for method output_type
-	56, // [56:56] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	15, // 15: strata.kv.v1.RequestUnion.tso_limit:type_name -> strata.kv.v1.TSOLimitRequest
+	19, // 16: strata.kv.v1.RequestUnion.change_replicas:type_name -> strata.kv.v1.ChangeReplicasRequest
+	21, // 17: strata.kv.v1.RequestUnion.transfer_leader:type_name -> strata.kv.v1.TransferLeaderRequest
+	23, // 18: strata.kv.v1.RequestUnion.progress:type_name -> strata.kv.v1.ProgressRequest
+	17, // 19: strata.kv.v1.RequestUnion.get_timestamp:type_name -> strata.kv.v1.GetTimestampRequest
+	52, // 20: strata.kv.v1.ResponseUnion.get:type_name -> strata.v1.GetResponse
+	53, // 21: strata.kv.v1.ResponseUnion.put:type_name -> strata.v1.PutResponse
+	54, // 22: strata.kv.v1.ResponseUnion.delete:type_name -> strata.v1.DeleteResponse
+	6,  // 23: strata.kv.v1.ResponseUnion.scan:type_name -> strata.kv.v1.ScanResponse
+	55, // 24: strata.kv.v1.ResponseUnion.cas:type_name -> strata.v1.CompareAndSwapResponse
+	8,  // 25: strata.kv.v1.ResponseUnion.system_put:type_name -> strata.kv.v1.SystemPutResponse
+	10, // 26: strata.kv.v1.ResponseUnion.system_delete:type_name -> strata.kv.v1.SystemDeleteResponse
+	14, // 27: strata.kv.v1.ResponseUnion.gc:type_name -> strata.kv.v1.GCResponse
+	12, // 28: strata.kv.v1.ResponseUnion.system_scan:type_name -> strata.kv.v1.SystemScanResponse
+	16, // 29: strata.kv.v1.ResponseUnion.tso_limit:type_name -> strata.kv.v1.TSOLimitResponse
+	20, // 30: strata.kv.v1.ResponseUnion.change_replicas:type_name -> strata.kv.v1.ChangeReplicasResponse
+	22, // 31: strata.kv.v1.ResponseUnion.transfer_leader:type_name -> strata.kv.v1.TransferLeaderResponse
+	24, // 32: strata.kv.v1.ResponseUnion.progress:type_name -> strata.kv.v1.ProgressResponse
+	18, // 33: strata.kv.v1.ResponseUnion.get_timestamp:type_name -> strata.kv.v1.GetTimestampResponse
+	56, // 34: strata.kv.v1.ScanResponse.kvs:type_name -> strata.v1.KeyValue
+	56, // 35: strata.kv.v1.SystemScanResponse.kvs:type_name -> strata.v1.KeyValue
+	0,  // 36: strata.kv.v1.ChangeReplicasRequest.type:type_name -> strata.kv.v1.ChangeReplicasType
+	27, // 37: strata.kv.v1.NodeRequest.create_replica:type_name -> strata.kv.v1.CreateReplicaRequest
+	31, // 38: strata.kv.v1.NodeRequest.directory:type_name -> strata.kv.v1.DirectoryRequest
+	28, // 39: strata.kv.v1.NodeRequest.replica_state:type_name -> strata.kv.v1.ReplicaStateRequest
+	35, // 40: strata.kv.v1.NodeResponse.error:type_name -> strata.kv.v1.Error
+	30, // 41: strata.kv.v1.NodeResponse.create_replica:type_name -> strata.kv.v1.CreateReplicaResponse
+	32, // 42: strata.kv.v1.NodeResponse.directory:type_name -> strata.kv.v1.DirectoryResponse
+	29, // 43: strata.kv.v1.NodeResponse.replica_state:type_name -> strata.kv.v1.ReplicaStateResponse
+	33, // 44: strata.kv.v1.CreateReplicaRequest.shard:type_name -> strata.kv.v1.ShardDescriptor
+	33, // 45: strata.kv.v1.DirectoryResponse.descriptors:type_name -> strata.kv.v1.ShardDescriptor
+	36, // 46: strata.kv.v1.Error.not_leader:type_name -> strata.kv.v1.NotLeader
+	37, // 47: strata.kv.v1.Error.shard_mismatch:type_name -> strata.kv.v1.ShardMismatch
+	38, // 48: strata.kv.v1.Error.proposal_dropped:type_name -> strata.kv.v1.ProposalDropped
+	39, // 49: strata.kv.v1.Error.ambiguous:type_name -> strata.kv.v1.Ambiguous
+	40, // 50: strata.kv.v1.Error.unavailable:type_name -> strata.kv.v1.Unavailable
+	41, // 51: strata.kv.v1.Error.timestamp_too_old:type_name -> strata.kv.v1.TimestampTooOld
+	42, // 52: strata.kv.v1.Error.request_too_large:type_name -> strata.kv.v1.RequestTooLarge
+	33, // 53: strata.kv.v1.ShardMismatch.descriptors:type_name -> strata.kv.v1.ShardDescriptor
+	1,  // 54: strata.kv.v1.ReplicatedCommand.header:type_name -> strata.kv.v1.Header
+	4,  // 55: strata.kv.v1.ReplicatedCommand.writes:type_name -> strata.kv.v1.RequestUnion
+	2,  // 56: strata.kv.v1.PeerRequest.batch:type_name -> strata.kv.v1.BatchRequest
+	25, // 57: strata.kv.v1.PeerRequest.node:type_name -> strata.kv.v1.NodeRequest
+	3,  // 58: strata.kv.v1.PeerResponse.batch:type_name -> strata.kv.v1.BatchResponse
+	26, // 59: strata.kv.v1.PeerResponse.node:type_name -> strata.kv.v1.NodeResponse
+	60, // [60:60] is the sub-list for method output_type
+	60, // [60:60] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_kvpb_proto_init() }
@@ -3229,9 +3504,11 @@ func file_kvpb_proto_init() {
 		(*RequestUnion_SystemDelete)(nil),
 		(*RequestUnion_Gc)(nil),
 		(*RequestUnion_SystemScan)(nil),
+		(*RequestUnion_TsoLimit)(nil),
 		(*RequestUnion_ChangeReplicas)(nil),
 		(*RequestUnion_TransferLeader)(nil),
 		(*RequestUnion_Progress)(nil),
+		(*RequestUnion_GetTimestamp)(nil),
 	}
 	file_kvpb_proto_msgTypes[4].OneofWrappers = []any{
 		(*ResponseUnion_Get)(nil),
@@ -3243,23 +3520,25 @@ func file_kvpb_proto_init() {
 		(*ResponseUnion_SystemDelete)(nil),
 		(*ResponseUnion_Gc)(nil),
 		(*ResponseUnion_SystemScan)(nil),
+		(*ResponseUnion_TsoLimit)(nil),
 		(*ResponseUnion_ChangeReplicas)(nil),
 		(*ResponseUnion_TransferLeader)(nil),
 		(*ResponseUnion_Progress)(nil),
+		(*ResponseUnion_GetTimestamp)(nil),
 	}
 	file_kvpb_proto_msgTypes[10].OneofWrappers = []any{}
-	file_kvpb_proto_msgTypes[20].OneofWrappers = []any{
+	file_kvpb_proto_msgTypes[24].OneofWrappers = []any{
 		(*NodeRequest_CreateReplica)(nil),
 		(*NodeRequest_Directory)(nil),
 		(*NodeRequest_ReplicaState)(nil),
 	}
-	file_kvpb_proto_msgTypes[21].OneofWrappers = []any{
+	file_kvpb_proto_msgTypes[25].OneofWrappers = []any{
 		(*NodeResponse_CreateReplica)(nil),
 		(*NodeResponse_Directory)(nil),
 		(*NodeResponse_ReplicaState)(nil),
 	}
-	file_kvpb_proto_msgTypes[28].OneofWrappers = []any{}
-	file_kvpb_proto_msgTypes[30].OneofWrappers = []any{
+	file_kvpb_proto_msgTypes[32].OneofWrappers = []any{}
+	file_kvpb_proto_msgTypes[34].OneofWrappers = []any{
 		(*Error_NotLeader)(nil),
 		(*Error_ShardMismatch)(nil),
 		(*Error_ProposalDropped)(nil),
@@ -3268,11 +3547,11 @@ func file_kvpb_proto_init() {
 		(*Error_TimestampTooOld)(nil),
 		(*Error_RequestTooLarge)(nil),
 	}
-	file_kvpb_proto_msgTypes[39].OneofWrappers = []any{
+	file_kvpb_proto_msgTypes[43].OneofWrappers = []any{
 		(*PeerRequest_Batch)(nil),
 		(*PeerRequest_Node)(nil),
 	}
-	file_kvpb_proto_msgTypes[40].OneofWrappers = []any{
+	file_kvpb_proto_msgTypes[44].OneofWrappers = []any{
 		(*PeerResponse_Batch)(nil),
 		(*PeerResponse_Node)(nil),
 	}
@@ -3282,7 +3561,7 @@ func file_kvpb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvpb_proto_rawDesc), len(file_kvpb_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   41,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

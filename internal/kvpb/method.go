@@ -25,6 +25,8 @@ const (
 	ChangeReplicas
 	TransferLeader
 	Progress
+	TSOLimit
+	GetTimestamp
 	numMethods
 )
 
@@ -92,7 +94,17 @@ var methods = [numMethods]methodInfo{
 	{ChangeReplicas, "ChangeReplicas", (*RequestUnion_ChangeReplicas)(nil), (*ResponseUnion_ChangeReplicas)(nil), IsAdmin | IsAlone},
 	{TransferLeader, "TransferLeader", (*RequestUnion_TransferLeader)(nil), (*ResponseUnion_TransferLeader)(nil), IsAdmin | IsAlone},
 	{Progress, "Progress", (*RequestUnion_Progress)(nil), (*ResponseUnion_Progress)(nil), IsAdmin | IsAlone},
+	{TSOLimit, "TSOLimit", (*RequestUnion_TsoLimit)(nil), (*ResponseUnion_TsoLimit)(nil), IsWrite | IsSystem},
+	{GetTimestamp, "GetTimestamp", (*RequestUnion_GetTimestamp)(nil), (*ResponseUnion_GetTimestamp)(nil), IsAdmin | IsAlone},
 }
+
+// TSOLimitKey is the system key holding the timestamp oracle's persisted
+// limit (a big-endian uint64), written by TSOLimitRequest.
+var TSOLimitKey = []byte("tso/limit")
+
+// MaxTimestampCount is the most timestamps one GetTimestampRequest may ask
+// for (tso.MaxBatch).
+const MaxTimestampCount = 1 << 16
 
 // byRequest and byResponse map a union case's Go type to its method.
 var byRequest, byResponse = func() (map[reflect.Type]Method, map[reflect.Type]Method) {
@@ -196,6 +208,8 @@ func Span(r *RequestUnion) (start, end []byte) {
 		return v.SystemDelete.GetKey(), nil
 	case *RequestUnion_SystemScan:
 		return v.SystemScan.GetStart(), v.SystemScan.GetEnd()
+	case *RequestUnion_TsoLimit:
+		return TSOLimitKey, nil
 	}
 	return nil, nil
 }

@@ -169,6 +169,7 @@ func TestSpan(t *testing.T) {
 		{scanReq("c", []byte("d")), "c", "d", false},
 		{scanReq("c", nil), "c", "", true},
 		{sysPutReq("s"), "s", "", true},
+		{&RequestUnion{Value: &RequestUnion_TsoLimit{TsoLimit: &TSOLimitRequest{Limit: 1}}}, "tso/limit", "", true},
 		{&RequestUnion{Value: &RequestUnion_Gc{Gc: &GCRequest{Threshold: 1}}}, "", "", true},
 		{&RequestUnion{}, "", "", true},
 		{nil, "", "", true},

@@ -125,6 +125,14 @@ func validateRequest(r *RequestUnion) error {
 			return errNoNode
 		}
 	case *RequestUnion_Progress:
+	case *RequestUnion_TsoLimit:
+		if v.TsoLimit.GetLimit() == 0 {
+			return errors.New("limit 0")
+		}
+	case *RequestUnion_GetTimestamp:
+		if n := v.GetTimestamp.GetCount(); n < 1 || n > MaxTimestampCount {
+			return fmt.Errorf("count %d outside [1, %d]", n, MaxTimestampCount)
+		}
 	}
 	return nil
 }
