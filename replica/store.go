@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/strata-kv/strata/api"
@@ -55,6 +56,9 @@ type Config struct {
 // for concurrent use.
 type Store struct {
 	cfg Config
+	// leader runs the system shard's leader tasks (the oracle), once
+	// StartLeaderTasks set it; see leader.go.
+	leader atomic.Pointer[LeaderTasks]
 }
 
 // New returns a Store.
@@ -276,6 +280,12 @@ func (s *Store) admin(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchRe
 			LeaderId: st.Leader, Commit: st.Commit, Match: st.Progress[r.Progress.GetNodeId()],
 			Voters: st.Voters, Learners: st.Learners,
 		}}
+	case *kvpb.RequestUnion_GetTimestamp:
+		v, err := s.getTimestamp(ctx, id, r.GetTimestamp)
+		if err != nil {
+			return nil, err
+		}
+		resp.Value = v
 	default:
 		return nil, fmt.Errorf("%w: admin request %v", kvpb.ErrBadBatch, kvpb.MethodOf(req))
 	}
