@@ -40,6 +40,10 @@ type DB struct {
 	// request of the node (the embedding API's and forwarded ones).
 	store  *replica.Store
 	sender *router.DistSender
+	// leader runs the system shard's leader tasks (the oracle) while this
+	// node leads it; clock hands this node's timestamps out (time.go).
+	leader *replica.LeaderTasks
+	clock  *tso.Client
 	// router maps keys to shards; nil until a joining node has joined.
 	router atomic.Pointer[shard.Router]
 
@@ -95,6 +99,10 @@ func (db *DB) open() error {
 		UnsafeLeaseReads: db.opts.UnsafeLeaseReads,
 		LogRetain:        db.opts.LogRetain,
 		Observer:         db.opts.Observer,
+		OnLeaderChange: func(group, leader uint64) {
+			// Set before the node starts, so the loop sees it.
+			db.leader.LeaderChanged(group, leader)
+		},
 		OnGroupRemoved: func(uint64) {
 			// A failed commit stops the engine, and with it the node.
 			_ = db.saveReplicaList()
@@ -113,6 +121,7 @@ func (db *DB) open() error {
 		Descriptor:       db.userDescriptor,
 		CreateReplica:    db.createReplicaProto,
 		Directory:        db.localDirectory,
+		Timestamps:       tso.FetcherFunc(db.fetchTimestamps),
 	})
 	if err != nil {
 		return err
@@ -170,6 +179,7 @@ func (db *DB) open() error {
 	if err != nil {
 		return err
 	}
+	db.startClock()
 	node.Start(tr)
 	if db.opts.GCInterval > 0 {
 		db.bg.Add(1)
@@ -375,8 +385,12 @@ func (db *DB) Close() error {
 func (db *DB) shutdown() error {
 	close(db.closing)
 	var errs []error
+	db.stopClock()
 	if db.node != nil {
 		errs = append(errs, db.node.Close())
+	}
+	if db.store != nil {
+		db.store.Close() // its waves fail now that the node is closed
 	}
 	db.ops.Wait()
 	db.bg.Wait()

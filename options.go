@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/strata-kv/strata/raftnode"
 	"github.com/strata-kv/strata/transport"
+	"github.com/strata-kv/strata/txn/tso"
 )
 
 // Options configure a DB. Only Dir is required; every other field's zero
@@ -75,6 +76,13 @@ type Options struct {
 	// FS is the filesystem for the data. Default: the OS. Tests use
 	// Pebble's in-memory or error-injecting filesystems.
 	FS vfs.FS
+	// Clock is the wall clock the timestamp oracle reads while this node
+	// leads the system shard. Default: the system clock. kvnode passes a
+	// tso.OffsetClock so that a clock nemesis can move it.
+	Clock tso.Clock
+	// OracleWindow is how far ahead of the timestamps handed out the
+	// oracle persists its limit (tso.OracleOptions.Window). Default: 3 s.
+	OracleWindow time.Duration
 }
 
 func (o *Options) ensureDefaults() error {

@@ -98,6 +98,12 @@ type Config struct {
 	OnStop func(error)
 	// Observer receives timings and events for metrics. Default: none.
 	Observer Observer
+	// OnLeaderChange is called from the node's loop when the local replica
+	// of group learns of a new leader (0: none known), as
+	// Observer.LeaderChanged is: leader == NodeID means this replica now
+	// leads. It must not block (signal a goroutine of your own); read the
+	// current term and role with Status. Optional.
+	OnLeaderChange func(group, leader uint64)
 	// OnGroupRemoved is called after a membership change removed this node
 	// from a group and the group's data was deleted. Optional.
 	OnGroupRemoved func(group uint64)

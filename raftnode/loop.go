@@ -97,6 +97,9 @@ func (n *Node) cycle() error {
 				if ss.Lead != g.lastLeader {
 					g.lastLeader = ss.Lead
 					n.cfg.Observer.LeaderChanged(g.id, ss.Lead)
+					if n.cfg.OnLeaderChange != nil {
+						n.cfg.OnLeaderChange(g.id, ss.Lead)
+					}
 				}
 			}
 			rds = append(rds, r)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/strata-kv/strata/api"
@@ -64,6 +65,9 @@ type Store struct {
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the sequencers' wave goroutines
+	// leader runs the system shard's leader tasks (the oracle), once
+	// StartLeaderTasks set it; see leader.go.
+	leader atomic.Pointer[LeaderTasks]
 
 	mu struct {
 		sync.Mutex
@@ -353,6 +357,12 @@ func (s *Store) admin(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchRe
 			LeaderId: st.Leader, Commit: st.Commit, Match: st.Progress[r.Progress.GetNodeId()],
 			Voters: st.Voters, Learners: st.Learners,
 		}}
+	case *kvpb.RequestUnion_GetTimestamp:
+		v, err := s.getTimestamp(ctx, id, r.GetTimestamp)
+		if err != nil {
+			return nil, err
+		}
+		resp.Value = v
 	default:
 		return nil, fmt.Errorf("%w: admin request %v", kvpb.ErrBadBatch, kvpb.MethodOf(req))
 	}

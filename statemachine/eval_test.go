@@ -371,8 +371,8 @@ func TestRegistryComplete(t *testing.T) {
 	if n < 12 {
 		t.Fatalf("only %d methods found", n)
 	}
-	if len(commands) != 8 {
-		t.Fatalf("%d commands registered, want 8", len(commands))
+	if len(commands) != 9 {
+		t.Fatalf("%d commands registered, want 9", len(commands))
 	}
 }
 

@@ -425,9 +425,11 @@ type RequestUnion struct {
 	//	*RequestUnion_SystemDelete
 	//	*RequestUnion_Gc
 	//	*RequestUnion_SystemScan
+	//	*RequestUnion_TsoLimit
 	//	*RequestUnion_ChangeReplicas
 	//	*RequestUnion_TransferLeader
 	//	*RequestUnion_Progress
+	//	*RequestUnion_GetTimestamp
 	Value         isRequestUnion_Value `protobuf_oneof:"value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -551,6 +553,15 @@ func (x *RequestUnion) GetSystemScan() *SystemScanRequest {
 	return nil
 }
 
+func (x *RequestUnion) GetTsoLimit() *TSOLimitRequest {
+	if x != nil {
+		if x, ok := x.Value.(*RequestUnion_TsoLimit); ok {
+			return x.TsoLimit
+		}
+	}
+	return nil
+}
+
 func (x *RequestUnion) GetChangeReplicas() *ChangeReplicasRequest {
 	if x != nil {
 		if x, ok := x.Value.(*RequestUnion_ChangeReplicas); ok {
@@ -573,6 +584,15 @@ func (x *RequestUnion) GetProgress() *ProgressRequest {
 	if x != nil {
 		if x, ok := x.Value.(*RequestUnion_Progress); ok {
 			return x.Progress
+		}
+	}
+	return nil
+}
+
+func (x *RequestUnion) GetGetTimestamp() *GetTimestampRequest {
+	if x != nil {
+		if x, ok := x.Value.(*RequestUnion_GetTimestamp); ok {
+			return x.GetTimestamp
 		}
 	}
 	return nil
@@ -621,6 +641,10 @@ type RequestUnion_SystemScan struct {
 	SystemScan *SystemScanRequest `protobuf:"bytes,23,opt,name=system_scan,json=systemScan,proto3,oneof"`
 }
 
+type RequestUnion_TsoLimit struct {
+	TsoLimit *TSOLimitRequest `protobuf:"bytes,24,opt,name=tso_limit,json=tsoLimit,proto3,oneof"`
+}
+
 type RequestUnion_ChangeReplicas struct {
 	// 40-59: admin, on the shard's leader, each alone in its batch.
 	ChangeReplicas *ChangeReplicasRequest `protobuf:"bytes,40,opt,name=change_replicas,json=changeReplicas,proto3,oneof"`
@@ -632,6 +656,14 @@ type RequestUnion_TransferLeader struct {
 
 type RequestUnion_Progress struct {
 	Progress *ProgressRequest `protobuf:"bytes,42,opt,name=progress,proto3,oneof"` // 43 is kept for split.
+}
+
+type RequestUnion_GetTimestamp struct {
+	// 60-99: txn/. 60 is the oracle's GetTimestamp (admin flags: the
+	// system shard's leader only, alone in its batch); 61-99 are kept
+	// for prewrite, commit, rollback, resolve lock, check txn status,
+	// pessimistic lock and heartbeat.
+	GetTimestamp *GetTimestampRequest `protobuf:"bytes,60,opt,name=get_timestamp,json=getTimestamp,proto3,oneof"` // 100-119 are kept for coord/ (lease grant, revoke, keep-alive).
 }
 
 func (*RequestUnion_Get) isRequestUnion_Value() {}
@@ -652,11 +684,15 @@ func (*RequestUnion_Gc) isRequestUnion_Value() {}
 
 func (*RequestUnion_SystemScan) isRequestUnion_Value() {}
 
+func (*RequestUnion_TsoLimit) isRequestUnion_Value() {}
+
 func (*RequestUnion_ChangeReplicas) isRequestUnion_Value() {}
 
 func (*RequestUnion_TransferLeader) isRequestUnion_Value() {}
 
 func (*RequestUnion_Progress) isRequestUnion_Value() {}
+
+func (*RequestUnion_GetTimestamp) isRequestUnion_Value() {}
 
 // ResponseUnion is the answer to one request: the same case, by name and
 // number, as the request it answers.
@@ -673,9 +709,11 @@ type ResponseUnion struct {
 	//	*ResponseUnion_SystemDelete
 	//	*ResponseUnion_Gc
 	//	*ResponseUnion_SystemScan
+	//	*ResponseUnion_TsoLimit
 	//	*ResponseUnion_ChangeReplicas
 	//	*ResponseUnion_TransferLeader
 	//	*ResponseUnion_Progress
+	//	*ResponseUnion_GetTimestamp
 	Value         isResponseUnion_Value `protobuf_oneof:"value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -799,6 +837,15 @@ func (x *ResponseUnion) GetSystemScan() *SystemScanResponse {
 	return nil
 }
 
+func (x *ResponseUnion) GetTsoLimit() *TSOLimitResponse {
+	if x != nil {
+		if x, ok := x.Value.(*ResponseUnion_TsoLimit); ok {
+			return x.TsoLimit
+		}
+	}
+	return nil
+}
+
 func (x *ResponseUnion) GetChangeReplicas() *ChangeReplicasResponse {
 	if x != nil {
 		if x, ok := x.Value.(*ResponseUnion_ChangeReplicas); ok {
@@ -821,6 +868,15 @@ func (x *ResponseUnion) GetProgress() *ProgressResponse {
 	if x != nil {
 		if x, ok := x.Value.(*ResponseUnion_Progress); ok {
 			return x.Progress
+		}
+	}
+	return nil
+}
+
+func (x *ResponseUnion) GetGetTimestamp() *GetTimestampResponse {
+	if x != nil {
+		if x, ok := x.Value.(*ResponseUnion_GetTimestamp); ok {
+			return x.GetTimestamp
 		}
 	}
 	return nil
@@ -866,6 +922,10 @@ type ResponseUnion_SystemScan struct {
 	SystemScan *SystemScanResponse `protobuf:"bytes,23,opt,name=system_scan,json=systemScan,proto3,oneof"`
 }
 
+type ResponseUnion_TsoLimit struct {
+	TsoLimit *TSOLimitResponse `protobuf:"bytes,24,opt,name=tso_limit,json=tsoLimit,proto3,oneof"`
+}
+
 type ResponseUnion_ChangeReplicas struct {
 	ChangeReplicas *ChangeReplicasResponse `protobuf:"bytes,40,opt,name=change_replicas,json=changeReplicas,proto3,oneof"`
 }
@@ -876,6 +936,10 @@ type ResponseUnion_TransferLeader struct {
 
 type ResponseUnion_Progress struct {
 	Progress *ProgressResponse `protobuf:"bytes,42,opt,name=progress,proto3,oneof"`
+}
+
+type ResponseUnion_GetTimestamp struct {
+	GetTimestamp *GetTimestampResponse `protobuf:"bytes,60,opt,name=get_timestamp,json=getTimestamp,proto3,oneof"`
 }
 
 func (*ResponseUnion_Get) isResponseUnion_Value() {}
@@ -896,11 +960,15 @@ func (*ResponseUnion_Gc) isResponseUnion_Value() {}
 
 func (*ResponseUnion_SystemScan) isResponseUnion_Value() {}
 
+func (*ResponseUnion_TsoLimit) isResponseUnion_Value() {}
+
 func (*ResponseUnion_ChangeReplicas) isResponseUnion_Value() {}
 
 func (*ResponseUnion_TransferLeader) isResponseUnion_Value() {}
 
 func (*ResponseUnion_Progress) isResponseUnion_Value() {}
+
+func (*ResponseUnion_GetTimestamp) isResponseUnion_Value() {}
 
 // ScanResponse is strata.v1.ScanResponse with a resume key: the public
 // message has no room for one.
@@ -1324,6 +1392,193 @@ func (x *GCResponse) GetThreshold() uint64 {
 	return 0
 }
 
+// TSOLimitRequest raises the timestamp oracle's persisted high-water mark,
+// kept in system key "tso/limit" (kvpb.TSOLimitKey) on the system shard, to
+// limit: apply keeps the larger of the stored and the new limit, so a save
+// that arrives late (after an ambiguous failure, or from a deposed leader)
+// never lowers it. The oracle hands out only timestamps below the limit.
+type TSOLimitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limit         uint64                 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TSOLimitRequest) Reset() {
+	*x = TSOLimitRequest{}
+	mi := &file_kvpb_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TSOLimitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TSOLimitRequest) ProtoMessage() {}
+
+func (x *TSOLimitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TSOLimitRequest.ProtoReflect.Descriptor instead.
+func (*TSOLimitRequest) Descriptor() ([]byte, []int) {
+	return file_kvpb_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *TSOLimitRequest) GetLimit() uint64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type TSOLimitResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// limit is the stored limit after the request: at least the one asked
+	// for.
+	Limit         uint64 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TSOLimitResponse) Reset() {
+	*x = TSOLimitResponse{}
+	mi := &file_kvpb_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TSOLimitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TSOLimitResponse) ProtoMessage() {}
+
+func (x *TSOLimitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TSOLimitResponse.ProtoReflect.Descriptor instead.
+func (*TSOLimitResponse) Descriptor() ([]byte, []int) {
+	return file_kvpb_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *TSOLimitResponse) GetLimit() uint64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// GetTimestampRequest asks the system shard's leader for count consecutive
+// timestamps from its oracle, 1 <= count <= 65536 (tso.MaxBatch).
+type GetTimestampRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Count         uint32                 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTimestampRequest) Reset() {
+	*x = GetTimestampRequest{}
+	mi := &file_kvpb_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTimestampRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTimestampRequest) ProtoMessage() {}
+
+func (x *GetTimestampRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTimestampRequest.ProtoReflect.Descriptor instead.
+func (*GetTimestampRequest) Descriptor() ([]byte, []int) {
+	return file_kvpb_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetTimestampRequest) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+type GetTimestampResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// first is the first of the timestamps [first, first+count), all above
+	// every timestamp the oracle handed out before.
+	First         uint64 `protobuf:"varint,1,opt,name=first,proto3" json:"first,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTimestampResponse) Reset() {
+	*x = GetTimestampResponse{}
+	mi := &file_kvpb_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTimestampResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTimestampResponse) ProtoMessage() {}
+
+func (x *GetTimestampResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTimestampResponse.ProtoReflect.Descriptor instead.
+func (*GetTimestampResponse) Descriptor() ([]byte, []int) {
+	return file_kvpb_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetTimestampResponse) GetFirst() uint64 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
 // ChangeReplicasRequest changes the shard's membership by one step. (The
 // public AddReplica and RemoveReplica are several such steps.)
 type ChangeReplicasRequest struct {
@@ -1336,7 +1591,7 @@ type ChangeReplicasRequest struct {
 
 func (x *ChangeReplicasRequest) Reset() {
 	*x = ChangeReplicasRequest{}
-	mi := &file_kvpb_proto_msgTypes[14]
+	mi := &file_kvpb_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1603,7 @@ func (x *ChangeReplicasRequest) String() string {
 func (*ChangeReplicasRequest) ProtoMessage() {}
 
 func (x *ChangeReplicasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[14]
+	mi := &file_kvpb_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1616,7 @@ func (x *ChangeReplicasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeReplicasRequest.ProtoReflect.Descriptor instead.
 func (*ChangeReplicasRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{14}
+	return file_kvpb_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ChangeReplicasRequest) GetType() ChangeReplicasType {
@@ -1386,7 +1641,7 @@ type ChangeReplicasResponse struct {
 
 func (x *ChangeReplicasResponse) Reset() {
 	*x = ChangeReplicasResponse{}
-	mi := &file_kvpb_proto_msgTypes[15]
+	mi := &file_kvpb_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1653,7 @@ func (x *ChangeReplicasResponse) String() string {
 func (*ChangeReplicasResponse) ProtoMessage() {}
 
 func (x *ChangeReplicasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[15]
+	mi := &file_kvpb_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1666,7 @@ func (x *ChangeReplicasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeReplicasResponse.ProtoReflect.Descriptor instead.
 func (*ChangeReplicasResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{15}
+	return file_kvpb_proto_rawDescGZIP(), []int{19}
 }
 
 // TransferLeaderRequest asks the shard's leader to hand leadership to a
@@ -1425,7 +1680,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_kvpb_proto_msgTypes[16]
+	mi := &file_kvpb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1692,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[16]
+	mi := &file_kvpb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1705,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{16}
+	return file_kvpb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TransferLeaderRequest) GetNodeId() uint64 {
@@ -1468,7 +1723,7 @@ type TransferLeaderResponse struct {
 
 func (x *TransferLeaderResponse) Reset() {
 	*x = TransferLeaderResponse{}
-	mi := &file_kvpb_proto_msgTypes[17]
+	mi := &file_kvpb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1735,7 @@ func (x *TransferLeaderResponse) String() string {
 func (*TransferLeaderResponse) ProtoMessage() {}
 
 func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[17]
+	mi := &file_kvpb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1748,7 @@ func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{17}
+	return file_kvpb_proto_rawDescGZIP(), []int{21}
 }
 
 // ProgressRequest asks the shard's leader how far a member has caught up
@@ -1507,7 +1762,7 @@ type ProgressRequest struct {
 
 func (x *ProgressRequest) Reset() {
 	*x = ProgressRequest{}
-	mi := &file_kvpb_proto_msgTypes[18]
+	mi := &file_kvpb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +1774,7 @@ func (x *ProgressRequest) String() string {
 func (*ProgressRequest) ProtoMessage() {}
 
 func (x *ProgressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[18]
+	mi := &file_kvpb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +1787,7 @@ func (x *ProgressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProgressRequest.ProtoReflect.Descriptor instead.
 func (*ProgressRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{18}
+	return file_kvpb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ProgressRequest) GetNodeId() uint64 {
@@ -1557,7 +1812,7 @@ type ProgressResponse struct {
 
 func (x *ProgressResponse) Reset() {
 	*x = ProgressResponse{}
-	mi := &file_kvpb_proto_msgTypes[19]
+	mi := &file_kvpb_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1824,7 @@ func (x *ProgressResponse) String() string {
 func (*ProgressResponse) ProtoMessage() {}
 
 func (x *ProgressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[19]
+	mi := &file_kvpb_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1837,7 @@ func (x *ProgressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProgressResponse.ProtoReflect.Descriptor instead.
 func (*ProgressResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{19}
+	return file_kvpb_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ProgressResponse) GetLeaderId() uint64 {
@@ -1641,7 +1896,7 @@ type NodeRequest struct {
 
 func (x *NodeRequest) Reset() {
 	*x = NodeRequest{}
-	mi := &file_kvpb_proto_msgTypes[20]
+	mi := &file_kvpb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1908,7 @@ func (x *NodeRequest) String() string {
 func (*NodeRequest) ProtoMessage() {}
 
 func (x *NodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[20]
+	mi := &file_kvpb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1921,7 @@ func (x *NodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRequest.ProtoReflect.Descriptor instead.
 func (*NodeRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{20}
+	return file_kvpb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *NodeRequest) GetNodeId() uint64 {
@@ -1749,7 +2004,7 @@ type NodeResponse struct {
 
 func (x *NodeResponse) Reset() {
 	*x = NodeResponse{}
-	mi := &file_kvpb_proto_msgTypes[21]
+	mi := &file_kvpb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1761,7 +2016,7 @@ func (x *NodeResponse) String() string {
 func (*NodeResponse) ProtoMessage() {}
 
 func (x *NodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[21]
+	mi := &file_kvpb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1774,7 +2029,7 @@ func (x *NodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeResponse.ProtoReflect.Descriptor instead.
 func (*NodeResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{21}
+	return file_kvpb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *NodeResponse) GetError() *Error {
@@ -1856,7 +2111,7 @@ type CreateReplicaRequest struct {
 
 func (x *CreateReplicaRequest) Reset() {
 	*x = CreateReplicaRequest{}
-	mi := &file_kvpb_proto_msgTypes[22]
+	mi := &file_kvpb_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1868,7 +2123,7 @@ func (x *CreateReplicaRequest) String() string {
 func (*CreateReplicaRequest) ProtoMessage() {}
 
 func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[22]
+	mi := &file_kvpb_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1881,7 +2136,7 @@ func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaRequest.ProtoReflect.Descriptor instead.
 func (*CreateReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{22}
+	return file_kvpb_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateReplicaRequest) GetShard() *ShardDescriptor {
@@ -1909,7 +2164,7 @@ type ReplicaStateRequest struct {
 
 func (x *ReplicaStateRequest) Reset() {
 	*x = ReplicaStateRequest{}
-	mi := &file_kvpb_proto_msgTypes[23]
+	mi := &file_kvpb_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1921,7 +2176,7 @@ func (x *ReplicaStateRequest) String() string {
 func (*ReplicaStateRequest) ProtoMessage() {}
 
 func (x *ReplicaStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[23]
+	mi := &file_kvpb_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1934,7 +2189,7 @@ func (x *ReplicaStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicaStateRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{23}
+	return file_kvpb_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReplicaStateRequest) GetShardId() uint64 {
@@ -1959,7 +2214,7 @@ type ReplicaStateResponse struct {
 
 func (x *ReplicaStateResponse) Reset() {
 	*x = ReplicaStateResponse{}
-	mi := &file_kvpb_proto_msgTypes[24]
+	mi := &file_kvpb_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2226,7 @@ func (x *ReplicaStateResponse) String() string {
 func (*ReplicaStateResponse) ProtoMessage() {}
 
 func (x *ReplicaStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[24]
+	mi := &file_kvpb_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2239,7 @@ func (x *ReplicaStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicaStateResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{24}
+	return file_kvpb_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReplicaStateResponse) GetHosted() bool {
@@ -2016,7 +2271,7 @@ type CreateReplicaResponse struct {
 
 func (x *CreateReplicaResponse) Reset() {
 	*x = CreateReplicaResponse{}
-	mi := &file_kvpb_proto_msgTypes[25]
+	mi := &file_kvpb_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2028,7 +2283,7 @@ func (x *CreateReplicaResponse) String() string {
 func (*CreateReplicaResponse) ProtoMessage() {}
 
 func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[25]
+	mi := &file_kvpb_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2041,7 +2296,7 @@ func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaResponse.ProtoReflect.Descriptor instead.
 func (*CreateReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{25}
+	return file_kvpb_proto_rawDescGZIP(), []int{29}
 }
 
 // DirectoryRequest asks for the node's local copy of the shard directory
@@ -2055,7 +2310,7 @@ type DirectoryRequest struct {
 
 func (x *DirectoryRequest) Reset() {
 	*x = DirectoryRequest{}
-	mi := &file_kvpb_proto_msgTypes[26]
+	mi := &file_kvpb_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2067,7 +2322,7 @@ func (x *DirectoryRequest) String() string {
 func (*DirectoryRequest) ProtoMessage() {}
 
 func (x *DirectoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[26]
+	mi := &file_kvpb_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2080,7 +2335,7 @@ func (x *DirectoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectoryRequest.ProtoReflect.Descriptor instead.
 func (*DirectoryRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{26}
+	return file_kvpb_proto_rawDescGZIP(), []int{30}
 }
 
 type DirectoryResponse struct {
@@ -2092,7 +2347,7 @@ type DirectoryResponse struct {
 
 func (x *DirectoryResponse) Reset() {
 	*x = DirectoryResponse{}
-	mi := &file_kvpb_proto_msgTypes[27]
+	mi := &file_kvpb_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2104,7 +2359,7 @@ func (x *DirectoryResponse) String() string {
 func (*DirectoryResponse) ProtoMessage() {}
 
 func (x *DirectoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[27]
+	mi := &file_kvpb_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2117,7 +2372,7 @@ func (x *DirectoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectoryResponse.ProtoReflect.Descriptor instead.
 func (*DirectoryResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{27}
+	return file_kvpb_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DirectoryResponse) GetDescriptors() []*ShardDescriptor {
@@ -2144,7 +2399,7 @@ type ShardDescriptor struct {
 
 func (x *ShardDescriptor) Reset() {
 	*x = ShardDescriptor{}
-	mi := &file_kvpb_proto_msgTypes[28]
+	mi := &file_kvpb_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2156,7 +2411,7 @@ func (x *ShardDescriptor) String() string {
 func (*ShardDescriptor) ProtoMessage() {}
 
 func (x *ShardDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[28]
+	mi := &file_kvpb_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2169,7 +2424,7 @@ func (x *ShardDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardDescriptor.ProtoReflect.Descriptor instead.
 func (*ShardDescriptor) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{28}
+	return file_kvpb_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ShardDescriptor) GetId() uint64 {
@@ -2220,7 +2475,7 @@ type NodeRecord struct {
 
 func (x *NodeRecord) Reset() {
 	*x = NodeRecord{}
-	mi := &file_kvpb_proto_msgTypes[29]
+	mi := &file_kvpb_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2232,7 +2487,7 @@ func (x *NodeRecord) String() string {
 func (*NodeRecord) ProtoMessage() {}
 
 func (x *NodeRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[29]
+	mi := &file_kvpb_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +2500,7 @@ func (x *NodeRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRecord.ProtoReflect.Descriptor instead.
 func (*NodeRecord) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{29}
+	return file_kvpb_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *NodeRecord) GetId() uint64 {
@@ -2297,7 +2552,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_kvpb_proto_msgTypes[30]
+	mi := &file_kvpb_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2309,7 +2564,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[30]
+	mi := &file_kvpb_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2322,7 +2577,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{30}
+	return file_kvpb_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Error) GetDetail() isError_Detail {
@@ -2460,7 +2715,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_kvpb_proto_msgTypes[31]
+	mi := &file_kvpb_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2472,7 +2727,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[31]
+	mi := &file_kvpb_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2485,7 +2740,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{31}
+	return file_kvpb_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *NotLeader) GetShardId() uint64 {
@@ -2518,7 +2773,7 @@ type ShardMismatch struct {
 
 func (x *ShardMismatch) Reset() {
 	*x = ShardMismatch{}
-	mi := &file_kvpb_proto_msgTypes[32]
+	mi := &file_kvpb_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2530,7 +2785,7 @@ func (x *ShardMismatch) String() string {
 func (*ShardMismatch) ProtoMessage() {}
 
 func (x *ShardMismatch) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[32]
+	mi := &file_kvpb_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2543,7 +2798,7 @@ func (x *ShardMismatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardMismatch.ProtoReflect.Descriptor instead.
 func (*ShardMismatch) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{32}
+	return file_kvpb_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ShardMismatch) GetRequestedShardId() uint64 {
@@ -2577,7 +2832,7 @@ type ProposalDropped struct {
 
 func (x *ProposalDropped) Reset() {
 	*x = ProposalDropped{}
-	mi := &file_kvpb_proto_msgTypes[33]
+	mi := &file_kvpb_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2589,7 +2844,7 @@ func (x *ProposalDropped) String() string {
 func (*ProposalDropped) ProtoMessage() {}
 
 func (x *ProposalDropped) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[33]
+	mi := &file_kvpb_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2602,7 +2857,7 @@ func (x *ProposalDropped) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposalDropped.ProtoReflect.Descriptor instead.
 func (*ProposalDropped) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{33}
+	return file_kvpb_proto_rawDescGZIP(), []int{37}
 }
 
 // Ambiguous: the write may or may not have been applied.
@@ -2614,7 +2869,7 @@ type Ambiguous struct {
 
 func (x *Ambiguous) Reset() {
 	*x = Ambiguous{}
-	mi := &file_kvpb_proto_msgTypes[34]
+	mi := &file_kvpb_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2626,7 +2881,7 @@ func (x *Ambiguous) String() string {
 func (*Ambiguous) ProtoMessage() {}
 
 func (x *Ambiguous) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[34]
+	mi := &file_kvpb_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2639,7 +2894,7 @@ func (x *Ambiguous) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ambiguous.ProtoReflect.Descriptor instead.
 func (*Ambiguous) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{34}
+	return file_kvpb_proto_rawDescGZIP(), []int{38}
 }
 
 // Unavailable: the node cannot serve now (stopping, or the replica is not
@@ -2652,7 +2907,7 @@ type Unavailable struct {
 
 func (x *Unavailable) Reset() {
 	*x = Unavailable{}
-	mi := &file_kvpb_proto_msgTypes[35]
+	mi := &file_kvpb_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2664,7 +2919,7 @@ func (x *Unavailable) String() string {
 func (*Unavailable) ProtoMessage() {}
 
 func (x *Unavailable) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[35]
+	mi := &file_kvpb_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2677,7 +2932,7 @@ func (x *Unavailable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unavailable.ProtoReflect.Descriptor instead.
 func (*Unavailable) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{35}
+	return file_kvpb_proto_rawDescGZIP(), []int{39}
 }
 
 // TimestampTooOld: the read's timestamp is below the shard's GC threshold.
@@ -2690,7 +2945,7 @@ type TimestampTooOld struct {
 
 func (x *TimestampTooOld) Reset() {
 	*x = TimestampTooOld{}
-	mi := &file_kvpb_proto_msgTypes[36]
+	mi := &file_kvpb_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2702,7 +2957,7 @@ func (x *TimestampTooOld) String() string {
 func (*TimestampTooOld) ProtoMessage() {}
 
 func (x *TimestampTooOld) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[36]
+	mi := &file_kvpb_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2715,7 +2970,7 @@ func (x *TimestampTooOld) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimestampTooOld.ProtoReflect.Descriptor instead.
 func (*TimestampTooOld) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{36}
+	return file_kvpb_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TimestampTooOld) GetThreshold() uint64 {
@@ -2735,7 +2990,7 @@ type RequestTooLarge struct {
 
 func (x *RequestTooLarge) Reset() {
 	*x = RequestTooLarge{}
-	mi := &file_kvpb_proto_msgTypes[37]
+	mi := &file_kvpb_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2747,7 +3002,7 @@ func (x *RequestTooLarge) String() string {
 func (*RequestTooLarge) ProtoMessage() {}
 
 func (x *RequestTooLarge) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[37]
+	mi := &file_kvpb_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2760,7 +3015,7 @@ func (x *RequestTooLarge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestTooLarge.ProtoReflect.Descriptor instead.
 func (*RequestTooLarge) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{37}
+	return file_kvpb_proto_rawDescGZIP(), []int{41}
 }
 
 // ReplicatedCommand is the payload of a raft entry: a batch's writes with
@@ -2776,7 +3031,7 @@ type ReplicatedCommand struct {
 
 func (x *ReplicatedCommand) Reset() {
 	*x = ReplicatedCommand{}
-	mi := &file_kvpb_proto_msgTypes[38]
+	mi := &file_kvpb_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2788,7 +3043,7 @@ func (x *ReplicatedCommand) String() string {
 func (*ReplicatedCommand) ProtoMessage() {}
 
 func (x *ReplicatedCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[38]
+	mi := &file_kvpb_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2801,7 +3056,7 @@ func (x *ReplicatedCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicatedCommand.ProtoReflect.Descriptor instead.
 func (*ReplicatedCommand) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{38}
+	return file_kvpb_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReplicatedCommand) GetHeader() *Header {
@@ -2834,7 +3089,7 @@ type PeerRequest struct {
 
 func (x *PeerRequest) Reset() {
 	*x = PeerRequest{}
-	mi := &file_kvpb_proto_msgTypes[39]
+	mi := &file_kvpb_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2846,7 +3101,7 @@ func (x *PeerRequest) String() string {
 func (*PeerRequest) ProtoMessage() {}
 
 func (x *PeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[39]
+	mi := &file_kvpb_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2859,7 +3114,7 @@ func (x *PeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerRequest.ProtoReflect.Descriptor instead.
 func (*PeerRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{39}
+	return file_kvpb_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PeerRequest) GetValue() isPeerRequest_Value {
@@ -2917,7 +3172,7 @@ type PeerResponse struct {
 
 func (x *PeerResponse) Reset() {
 	*x = PeerResponse{}
-	mi := &file_kvpb_proto_msgTypes[40]
+	mi := &file_kvpb_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2929,7 +3184,7 @@ func (x *PeerResponse) String() string {
 func (*PeerResponse) ProtoMessage() {}
 
 func (x *PeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_proto_msgTypes[40]
+	mi := &file_kvpb_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2942,7 +3197,7 @@ func (x *PeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerResponse.ProtoReflect.Descriptor instead.
 func (*PeerResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_proto_rawDescGZIP(), []int{40}
+	return file_kvpb_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PeerResponse) GetValue() isPeerResponse_Value {
@@ -3031,7 +3286,7 @@ const file_kvpb_proto_rawDesc = "" +
 	"\x05error\x18\x01 \x01(\v2\x13.strata.kv.v1.ErrorR\x05error\x129\n" +
 	"\tresponses\x18\x02 \x03(\v2\x1b.strata.kv.v1.ResponseUnionR\tresponses\x12?\n" +
 	"\vdescriptors\x18\x03 \x03(\v2\x1d.strata.kv.v1.ShardDescriptorR\vdescriptors\x12\x1c\n" +
-	"\ttimestamp\x18\x04 \x01(\x04R\ttimestamp\"\xbd\x06\n" +
+	"\ttimestamp\x18\x04 \x01(\x04R\ttimestamp\"\xd7\a\n" +
 	"\fRequestUnion\x120\n" +
 	"\x03get\x18\x01 \x01(\v2\x15.strata.v1.GetRequestB\x05\x8a\xb5\x18\x01\x01H\x00R\x03get\x120\n" +
 	"\x03put\x18\x02 \x01(\v2\x15.strata.v1.PutRequestB\x05\x8a\xb5\x18\x01\x02H\x00R\x03put\x129\n" +
@@ -3043,11 +3298,13 @@ const file_kvpb_proto_rawDesc = "" +
 	"\rsystem_delete\x18\x15 \x01(\v2!.strata.kv.v1.SystemDeleteRequestB\x06\x8a\xb5\x18\x02\x02\x06H\x00R\fsystemDelete\x122\n" +
 	"\x02gc\x18\x16 \x01(\v2\x17.strata.kv.v1.GCRequestB\a\x8a\xb5\x18\x03\x02\x05\aH\x00R\x02gc\x12K\n" +
 	"\vsystem_scan\x18\x17 \x01(\v2\x1f.strata.kv.v1.SystemScanRequestB\a\x8a\xb5\x18\x03\x01\x04\x06H\x00R\n" +
-	"systemScan\x12W\n" +
+	"systemScan\x12E\n" +
+	"\ttso_limit\x18\x18 \x01(\v2\x1d.strata.kv.v1.TSOLimitRequestB\a\x8a\xb5\x18\x03\x02\x06\aH\x00R\btsoLimit\x12W\n" +
 	"\x0fchange_replicas\x18( \x01(\v2#.strata.kv.v1.ChangeReplicasRequestB\a\x8a\xb5\x18\x03\x03\x05\aH\x00R\x0echangeReplicas\x12W\n" +
 	"\x0ftransfer_leader\x18) \x01(\v2#.strata.kv.v1.TransferLeaderRequestB\a\x8a\xb5\x18\x03\x03\x05\aH\x00R\x0etransferLeader\x12D\n" +
-	"\bprogress\x18* \x01(\v2\x1d.strata.kv.v1.ProgressRequestB\a\x8a\xb5\x18\x03\x03\x05\aH\x00R\bprogressB\a\n" +
-	"\x05value\"\xec\x05\n" +
+	"\bprogress\x18* \x01(\v2\x1d.strata.kv.v1.ProgressRequestB\a\x8a\xb5\x18\x03\x03\x05\aH\x00R\bprogress\x12Q\n" +
+	"\rget_timestamp\x18< \x01(\v2!.strata.kv.v1.GetTimestampRequestB\a\x8a\xb5\x18\x03\x03\x05\aH\x00R\fgetTimestampB\a\n" +
+	"\x05value\"\xf6\x06\n" +
 	"\rResponseUnion\x12*\n" +
 	"\x03get\x18\x01 \x01(\v2\x16.strata.v1.GetResponseH\x00R\x03get\x12*\n" +
 	"\x03put\x18\x02 \x01(\v2\x16.strata.v1.PutResponseH\x00R\x03put\x123\n" +
@@ -3059,10 +3316,12 @@ const file_kvpb_proto_rawDesc = "" +
 	"\rsystem_delete\x18\x15 \x01(\v2\".strata.kv.v1.SystemDeleteResponseH\x00R\fsystemDelete\x12*\n" +
 	"\x02gc\x18\x16 \x01(\v2\x18.strata.kv.v1.GCResponseH\x00R\x02gc\x12C\n" +
 	"\vsystem_scan\x18\x17 \x01(\v2 .strata.kv.v1.SystemScanResponseH\x00R\n" +
-	"systemScan\x12O\n" +
+	"systemScan\x12=\n" +
+	"\ttso_limit\x18\x18 \x01(\v2\x1e.strata.kv.v1.TSOLimitResponseH\x00R\btsoLimit\x12O\n" +
 	"\x0fchange_replicas\x18( \x01(\v2$.strata.kv.v1.ChangeReplicasResponseH\x00R\x0echangeReplicas\x12O\n" +
 	"\x0ftransfer_leader\x18) \x01(\v2$.strata.kv.v1.TransferLeaderResponseH\x00R\x0etransferLeader\x12<\n" +
-	"\bprogress\x18* \x01(\v2\x1e.strata.kv.v1.ProgressResponseH\x00R\bprogressB\a\n" +
+	"\bprogress\x18* \x01(\v2\x1e.strata.kv.v1.ProgressResponseH\x00R\bprogress\x12I\n" +
+	"\rget_timestamp\x18< \x01(\v2\".strata.kv.v1.GetTimestampResponseH\x00R\fgetTimestampB\a\n" +
 	"\x05value\"T\n" +
 	"\fScanResponse\x12%\n" +
 	"\x03kvs\x18\x01 \x03(\v2\x13.strata.v1.KeyValueR\x03kvs\x12\x1d\n" +
@@ -3085,7 +3344,15 @@ const file_kvpb_proto_rawDesc = "" +
 	"\tthreshold\x18\x01 \x01(\x04R\tthreshold\"*\n" +
 	"\n" +
 	"GCResponse\x12\x1c\n" +
-	"\tthreshold\x18\x01 \x01(\x04R\tthreshold\"f\n" +
+	"\tthreshold\x18\x01 \x01(\x04R\tthreshold\"'\n" +
+	"\x0fTSOLimitRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x04R\x05limit\"(\n" +
+	"\x10TSOLimitResponse\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x04R\x05limit\"+\n" +
+	"\x13GetTimestampRequest\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\rR\x05count\",\n" +
+	"\x14GetTimestampResponse\x12\x14\n" +
+	"\x05first\x18\x01 \x01(\x04R\x05first\"f\n" +
 	"\x15ChangeReplicasRequest\x124\n" +
 	"\x04type\x18\x01 \x01(\x0e2 .strata.kv.v1.ChangeReplicasTypeR\x04type\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\x04R\x06nodeId\"\x18\n" +
@@ -3207,7 +3474,7 @@ func file_kvpb_proto_rawDescGZIP() []byte {
 }
 
 var file_kvpb_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kvpb_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_kvpb_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_kvpb_proto_goTypes = []any{
 	(MethodFlag)(0),                    // 0: strata.kv.v1.MethodFlag
 	(ChangeReplicasType)(0),            // 1: strata.kv.v1.ChangeReplicasType
@@ -3225,110 +3492,118 @@ var file_kvpb_proto_goTypes = []any{
 	(*SystemScanResponse)(nil),         // 13: strata.kv.v1.SystemScanResponse
 	(*GCRequest)(nil),                  // 14: strata.kv.v1.GCRequest
 	(*GCResponse)(nil),                 // 15: strata.kv.v1.GCResponse
-	(*ChangeReplicasRequest)(nil),      // 16: strata.kv.v1.ChangeReplicasRequest
-	(*ChangeReplicasResponse)(nil),     // 17: strata.kv.v1.ChangeReplicasResponse
-	(*TransferLeaderRequest)(nil),      // 18: strata.kv.v1.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil),     // 19: strata.kv.v1.TransferLeaderResponse
-	(*ProgressRequest)(nil),            // 20: strata.kv.v1.ProgressRequest
-	(*ProgressResponse)(nil),           // 21: strata.kv.v1.ProgressResponse
-	(*NodeRequest)(nil),                // 22: strata.kv.v1.NodeRequest
-	(*NodeResponse)(nil),               // 23: strata.kv.v1.NodeResponse
-	(*CreateReplicaRequest)(nil),       // 24: strata.kv.v1.CreateReplicaRequest
-	(*ReplicaStateRequest)(nil),        // 25: strata.kv.v1.ReplicaStateRequest
-	(*ReplicaStateResponse)(nil),       // 26: strata.kv.v1.ReplicaStateResponse
-	(*CreateReplicaResponse)(nil),      // 27: strata.kv.v1.CreateReplicaResponse
-	(*DirectoryRequest)(nil),           // 28: strata.kv.v1.DirectoryRequest
-	(*DirectoryResponse)(nil),          // 29: strata.kv.v1.DirectoryResponse
-	(*ShardDescriptor)(nil),            // 30: strata.kv.v1.ShardDescriptor
-	(*NodeRecord)(nil),                 // 31: strata.kv.v1.NodeRecord
-	(*Error)(nil),                      // 32: strata.kv.v1.Error
-	(*NotLeader)(nil),                  // 33: strata.kv.v1.NotLeader
-	(*ShardMismatch)(nil),              // 34: strata.kv.v1.ShardMismatch
-	(*ProposalDropped)(nil),            // 35: strata.kv.v1.ProposalDropped
-	(*Ambiguous)(nil),                  // 36: strata.kv.v1.Ambiguous
-	(*Unavailable)(nil),                // 37: strata.kv.v1.Unavailable
-	(*TimestampTooOld)(nil),            // 38: strata.kv.v1.TimestampTooOld
-	(*RequestTooLarge)(nil),            // 39: strata.kv.v1.RequestTooLarge
-	(*ReplicatedCommand)(nil),          // 40: strata.kv.v1.ReplicatedCommand
-	(*PeerRequest)(nil),                // 41: strata.kv.v1.PeerRequest
-	(*PeerResponse)(nil),               // 42: strata.kv.v1.PeerResponse
-	(api.ReadLevel)(0),                 // 43: strata.v1.ReadLevel
-	(*api.GetRequest)(nil),             // 44: strata.v1.GetRequest
-	(*api.PutRequest)(nil),             // 45: strata.v1.PutRequest
-	(*api.DeleteRequest)(nil),          // 46: strata.v1.DeleteRequest
-	(*api.ScanRequest)(nil),            // 47: strata.v1.ScanRequest
-	(*api.CompareAndSwapRequest)(nil),  // 48: strata.v1.CompareAndSwapRequest
-	(*api.GetResponse)(nil),            // 49: strata.v1.GetResponse
-	(*api.PutResponse)(nil),            // 50: strata.v1.PutResponse
-	(*api.DeleteResponse)(nil),         // 51: strata.v1.DeleteResponse
-	(*api.CompareAndSwapResponse)(nil), // 52: strata.v1.CompareAndSwapResponse
-	(*api.KeyValue)(nil),               // 53: strata.v1.KeyValue
-	(*descriptorpb.FieldOptions)(nil),  // 54: google.protobuf.FieldOptions
+	(*TSOLimitRequest)(nil),            // 16: strata.kv.v1.TSOLimitRequest
+	(*TSOLimitResponse)(nil),           // 17: strata.kv.v1.TSOLimitResponse
+	(*GetTimestampRequest)(nil),        // 18: strata.kv.v1.GetTimestampRequest
+	(*GetTimestampResponse)(nil),       // 19: strata.kv.v1.GetTimestampResponse
+	(*ChangeReplicasRequest)(nil),      // 20: strata.kv.v1.ChangeReplicasRequest
+	(*ChangeReplicasResponse)(nil),     // 21: strata.kv.v1.ChangeReplicasResponse
+	(*TransferLeaderRequest)(nil),      // 22: strata.kv.v1.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil),     // 23: strata.kv.v1.TransferLeaderResponse
+	(*ProgressRequest)(nil),            // 24: strata.kv.v1.ProgressRequest
+	(*ProgressResponse)(nil),           // 25: strata.kv.v1.ProgressResponse
+	(*NodeRequest)(nil),                // 26: strata.kv.v1.NodeRequest
+	(*NodeResponse)(nil),               // 27: strata.kv.v1.NodeResponse
+	(*CreateReplicaRequest)(nil),       // 28: strata.kv.v1.CreateReplicaRequest
+	(*ReplicaStateRequest)(nil),        // 29: strata.kv.v1.ReplicaStateRequest
+	(*ReplicaStateResponse)(nil),       // 30: strata.kv.v1.ReplicaStateResponse
+	(*CreateReplicaResponse)(nil),      // 31: strata.kv.v1.CreateReplicaResponse
+	(*DirectoryRequest)(nil),           // 32: strata.kv.v1.DirectoryRequest
+	(*DirectoryResponse)(nil),          // 33: strata.kv.v1.DirectoryResponse
+	(*ShardDescriptor)(nil),            // 34: strata.kv.v1.ShardDescriptor
+	(*NodeRecord)(nil),                 // 35: strata.kv.v1.NodeRecord
+	(*Error)(nil),                      // 36: strata.kv.v1.Error
+	(*NotLeader)(nil),                  // 37: strata.kv.v1.NotLeader
+	(*ShardMismatch)(nil),              // 38: strata.kv.v1.ShardMismatch
+	(*ProposalDropped)(nil),            // 39: strata.kv.v1.ProposalDropped
+	(*Ambiguous)(nil),                  // 40: strata.kv.v1.Ambiguous
+	(*Unavailable)(nil),                // 41: strata.kv.v1.Unavailable
+	(*TimestampTooOld)(nil),            // 42: strata.kv.v1.TimestampTooOld
+	(*RequestTooLarge)(nil),            // 43: strata.kv.v1.RequestTooLarge
+	(*ReplicatedCommand)(nil),          // 44: strata.kv.v1.ReplicatedCommand
+	(*PeerRequest)(nil),                // 45: strata.kv.v1.PeerRequest
+	(*PeerResponse)(nil),               // 46: strata.kv.v1.PeerResponse
+	(api.ReadLevel)(0),                 // 47: strata.v1.ReadLevel
+	(*api.GetRequest)(nil),             // 48: strata.v1.GetRequest
+	(*api.PutRequest)(nil),             // 49: strata.v1.PutRequest
+	(*api.DeleteRequest)(nil),          // 50: strata.v1.DeleteRequest
+	(*api.ScanRequest)(nil),            // 51: strata.v1.ScanRequest
+	(*api.CompareAndSwapRequest)(nil),  // 52: strata.v1.CompareAndSwapRequest
+	(*api.GetResponse)(nil),            // 53: strata.v1.GetResponse
+	(*api.PutResponse)(nil),            // 54: strata.v1.PutResponse
+	(*api.DeleteResponse)(nil),         // 55: strata.v1.DeleteResponse
+	(*api.CompareAndSwapResponse)(nil), // 56: strata.v1.CompareAndSwapResponse
+	(*api.KeyValue)(nil),               // 57: strata.v1.KeyValue
+	(*descriptorpb.FieldOptions)(nil),  // 58: google.protobuf.FieldOptions
 }
 var file_kvpb_proto_depIdxs = []int32{
-	43, // 0: strata.kv.v1.Header.read_level:type_name -> strata.v1.ReadLevel
+	47, // 0: strata.kv.v1.Header.read_level:type_name -> strata.v1.ReadLevel
 	2,  // 1: strata.kv.v1.BatchRequest.header:type_name -> strata.kv.v1.Header
 	5,  // 2: strata.kv.v1.BatchRequest.requests:type_name -> strata.kv.v1.RequestUnion
-	32, // 3: strata.kv.v1.BatchResponse.error:type_name -> strata.kv.v1.Error
+	36, // 3: strata.kv.v1.BatchResponse.error:type_name -> strata.kv.v1.Error
 	6,  // 4: strata.kv.v1.BatchResponse.responses:type_name -> strata.kv.v1.ResponseUnion
-	30, // 5: strata.kv.v1.BatchResponse.descriptors:type_name -> strata.kv.v1.ShardDescriptor
-	44, // 6: strata.kv.v1.RequestUnion.get:type_name -> strata.v1.GetRequest
-	45, // 7: strata.kv.v1.RequestUnion.put:type_name -> strata.v1.PutRequest
-	46, // 8: strata.kv.v1.RequestUnion.delete:type_name -> strata.v1.DeleteRequest
-	47, // 9: strata.kv.v1.RequestUnion.scan:type_name -> strata.v1.ScanRequest
-	48, // 10: strata.kv.v1.RequestUnion.cas:type_name -> strata.v1.CompareAndSwapRequest
+	34, // 5: strata.kv.v1.BatchResponse.descriptors:type_name -> strata.kv.v1.ShardDescriptor
+	48, // 6: strata.kv.v1.RequestUnion.get:type_name -> strata.v1.GetRequest
+	49, // 7: strata.kv.v1.RequestUnion.put:type_name -> strata.v1.PutRequest
+	50, // 8: strata.kv.v1.RequestUnion.delete:type_name -> strata.v1.DeleteRequest
+	51, // 9: strata.kv.v1.RequestUnion.scan:type_name -> strata.v1.ScanRequest
+	52, // 10: strata.kv.v1.RequestUnion.cas:type_name -> strata.v1.CompareAndSwapRequest
 	8,  // 11: strata.kv.v1.RequestUnion.system_put:type_name -> strata.kv.v1.SystemPutRequest
 	10, // 12: strata.kv.v1.RequestUnion.system_delete:type_name -> strata.kv.v1.SystemDeleteRequest
 	14, // 13: strata.kv.v1.RequestUnion.gc:type_name -> strata.kv.v1.GCRequest
 	12, // 14: strata.kv.v1.RequestUnion.system_scan:type_name -> strata.kv.v1.SystemScanRequest
-	16, // 15: strata.kv.v1.RequestUnion.change_replicas:type_name -> strata.kv.v1.ChangeReplicasRequest
-	18, // 16: strata.kv.v1.RequestUnion.transfer_leader:type_name -> strata.kv.v1.TransferLeaderRequest
-	20, // 17: strata.kv.v1.RequestUnion.progress:type_name -> strata.kv.v1.ProgressRequest
-	49, // 18: strata.kv.v1.ResponseUnion.get:type_name -> strata.v1.GetResponse
-	50, // 19: strata.kv.v1.ResponseUnion.put:type_name -> strata.v1.PutResponse
-	51, // 20: strata.kv.v1.ResponseUnion.delete:type_name -> strata.v1.DeleteResponse
-	7,  // 21: strata.kv.v1.ResponseUnion.scan:type_name -> strata.kv.v1.ScanResponse
-	52, // 22: strata.kv.v1.ResponseUnion.cas:type_name -> strata.v1.CompareAndSwapResponse
-	9,  // 23: strata.kv.v1.ResponseUnion.system_put:type_name -> strata.kv.v1.SystemPutResponse
-	11, // 24: strata.kv.v1.ResponseUnion.system_delete:type_name -> strata.kv.v1.SystemDeleteResponse
-	15, // 25: strata.kv.v1.ResponseUnion.gc:type_name -> strata.kv.v1.GCResponse
-	13, // 26: strata.kv.v1.ResponseUnion.system_scan:type_name -> strata.kv.v1.SystemScanResponse
-	17, // 27: strata.kv.v1.ResponseUnion.change_replicas:type_name -> strata.kv.v1.ChangeReplicasResponse
-	19, // 28: strata.kv.v1.ResponseUnion.transfer_leader:type_name -> strata.kv.v1.TransferLeaderResponse
-	21, // 29: strata.kv.v1.ResponseUnion.progress:type_name -> strata.kv.v1.ProgressResponse
-	53, // 30: strata.kv.v1.ScanResponse.kvs:type_name -> strata.v1.KeyValue
-	53, // 31: strata.kv.v1.SystemScanResponse.kvs:type_name -> strata.v1.KeyValue
-	1,  // 32: strata.kv.v1.ChangeReplicasRequest.type:type_name -> strata.kv.v1.ChangeReplicasType
-	24, // 33: strata.kv.v1.NodeRequest.create_replica:type_name -> strata.kv.v1.CreateReplicaRequest
-	28, // 34: strata.kv.v1.NodeRequest.directory:type_name -> strata.kv.v1.DirectoryRequest
-	25, // 35: strata.kv.v1.NodeRequest.replica_state:type_name -> strata.kv.v1.ReplicaStateRequest
-	32, // 36: strata.kv.v1.NodeResponse.error:type_name -> strata.kv.v1.Error
-	27, // 37: strata.kv.v1.NodeResponse.create_replica:type_name -> strata.kv.v1.CreateReplicaResponse
-	29, // 38: strata.kv.v1.NodeResponse.directory:type_name -> strata.kv.v1.DirectoryResponse
-	26, // 39: strata.kv.v1.NodeResponse.replica_state:type_name -> strata.kv.v1.ReplicaStateResponse
-	30, // 40: strata.kv.v1.CreateReplicaRequest.shard:type_name -> strata.kv.v1.ShardDescriptor
-	30, // 41: strata.kv.v1.DirectoryResponse.descriptors:type_name -> strata.kv.v1.ShardDescriptor
-	33, // 42: strata.kv.v1.Error.not_leader:type_name -> strata.kv.v1.NotLeader
-	34, // 43: strata.kv.v1.Error.shard_mismatch:type_name -> strata.kv.v1.ShardMismatch
-	35, // 44: strata.kv.v1.Error.proposal_dropped:type_name -> strata.kv.v1.ProposalDropped
-	36, // 45: strata.kv.v1.Error.ambiguous:type_name -> strata.kv.v1.Ambiguous
-	37, // 46: strata.kv.v1.Error.unavailable:type_name -> strata.kv.v1.Unavailable
-	38, // 47: strata.kv.v1.Error.timestamp_too_old:type_name -> strata.kv.v1.TimestampTooOld
-	39, // 48: strata.kv.v1.Error.request_too_large:type_name -> strata.kv.v1.RequestTooLarge
-	30, // 49: strata.kv.v1.ShardMismatch.descriptors:type_name -> strata.kv.v1.ShardDescriptor
-	2,  // 50: strata.kv.v1.ReplicatedCommand.header:type_name -> strata.kv.v1.Header
-	5,  // 51: strata.kv.v1.ReplicatedCommand.writes:type_name -> strata.kv.v1.RequestUnion
-	3,  // 52: strata.kv.v1.PeerRequest.batch:type_name -> strata.kv.v1.BatchRequest
-	22, // 53: strata.kv.v1.PeerRequest.node:type_name -> strata.kv.v1.NodeRequest
-	4,  // 54: strata.kv.v1.PeerResponse.batch:type_name -> strata.kv.v1.BatchResponse
-	23, // 55: strata.kv.v1.PeerResponse.node:type_name -> strata.kv.v1.NodeResponse
-	54, // 56: strata.kv.v1.flags:extendee -> google.protobuf.FieldOptions
-	0,  // 57: strata.kv.v1.flags:type_name -> strata.kv.v1.MethodFlag
-	58, // [58:58] is the sub-list for method output_type
-	58, // [58:58] is the sub-list for method input_type
-	57, // [57:58] is the sub-list for extension type_name
-	56, // [56:57] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	16, // 15: strata.kv.v1.RequestUnion.tso_limit:type_name -> strata.kv.v1.TSOLimitRequest
+	20, // 16: strata.kv.v1.RequestUnion.change_replicas:type_name -> strata.kv.v1.ChangeReplicasRequest
+	22, // 17: strata.kv.v1.RequestUnion.transfer_leader:type_name -> strata.kv.v1.TransferLeaderRequest
+	24, // 18: strata.kv.v1.RequestUnion.progress:type_name -> strata.kv.v1.ProgressRequest
+	18, // 19: strata.kv.v1.RequestUnion.get_timestamp:type_name -> strata.kv.v1.GetTimestampRequest
+	53, // 20: strata.kv.v1.ResponseUnion.get:type_name -> strata.v1.GetResponse
+	54, // 21: strata.kv.v1.ResponseUnion.put:type_name -> strata.v1.PutResponse
+	55, // 22: strata.kv.v1.ResponseUnion.delete:type_name -> strata.v1.DeleteResponse
+	7,  // 23: strata.kv.v1.ResponseUnion.scan:type_name -> strata.kv.v1.ScanResponse
+	56, // 24: strata.kv.v1.ResponseUnion.cas:type_name -> strata.v1.CompareAndSwapResponse
+	9,  // 25: strata.kv.v1.ResponseUnion.system_put:type_name -> strata.kv.v1.SystemPutResponse
+	11, // 26: strata.kv.v1.ResponseUnion.system_delete:type_name -> strata.kv.v1.SystemDeleteResponse
+	15, // 27: strata.kv.v1.ResponseUnion.gc:type_name -> strata.kv.v1.GCResponse
+	13, // 28: strata.kv.v1.ResponseUnion.system_scan:type_name -> strata.kv.v1.SystemScanResponse
+	17, // 29: strata.kv.v1.ResponseUnion.tso_limit:type_name -> strata.kv.v1.TSOLimitResponse
+	21, // 30: strata.kv.v1.ResponseUnion.change_replicas:type_name -> strata.kv.v1.ChangeReplicasResponse
+	23, // 31: strata.kv.v1.ResponseUnion.transfer_leader:type_name -> strata.kv.v1.TransferLeaderResponse
+	25, // 32: strata.kv.v1.ResponseUnion.progress:type_name -> strata.kv.v1.ProgressResponse
+	19, // 33: strata.kv.v1.ResponseUnion.get_timestamp:type_name -> strata.kv.v1.GetTimestampResponse
+	57, // 34: strata.kv.v1.ScanResponse.kvs:type_name -> strata.v1.KeyValue
+	57, // 35: strata.kv.v1.SystemScanResponse.kvs:type_name -> strata.v1.KeyValue
+	1,  // 36: strata.kv.v1.ChangeReplicasRequest.type:type_name -> strata.kv.v1.ChangeReplicasType
+	28, // 37: strata.kv.v1.NodeRequest.create_replica:type_name -> strata.kv.v1.CreateReplicaRequest
+	32, // 38: strata.kv.v1.NodeRequest.directory:type_name -> strata.kv.v1.DirectoryRequest
+	29, // 39: strata.kv.v1.NodeRequest.replica_state:type_name -> strata.kv.v1.ReplicaStateRequest
+	36, // 40: strata.kv.v1.NodeResponse.error:type_name -> strata.kv.v1.Error
+	31, // 41: strata.kv.v1.NodeResponse.create_replica:type_name -> strata.kv.v1.CreateReplicaResponse
+	33, // 42: strata.kv.v1.NodeResponse.directory:type_name -> strata.kv.v1.DirectoryResponse
+	30, // 43: strata.kv.v1.NodeResponse.replica_state:type_name -> strata.kv.v1.ReplicaStateResponse
+	34, // 44: strata.kv.v1.CreateReplicaRequest.shard:type_name -> strata.kv.v1.ShardDescriptor
+	34, // 45: strata.kv.v1.DirectoryResponse.descriptors:type_name -> strata.kv.v1.ShardDescriptor
+	37, // 46: strata.kv.v1.Error.not_leader:type_name -> strata.kv.v1.NotLeader
+	38, // 47: strata.kv.v1.Error.shard_mismatch:type_name -> strata.kv.v1.ShardMismatch
+	39, // 48: strata.kv.v1.Error.proposal_dropped:type_name -> strata.kv.v1.ProposalDropped
+	40, // 49: strata.kv.v1.Error.ambiguous:type_name -> strata.kv.v1.Ambiguous
+	41, // 50: strata.kv.v1.Error.unavailable:type_name -> strata.kv.v1.Unavailable
+	42, // 51: strata.kv.v1.Error.timestamp_too_old:type_name -> strata.kv.v1.TimestampTooOld
+	43, // 52: strata.kv.v1.Error.request_too_large:type_name -> strata.kv.v1.RequestTooLarge
+	34, // 53: strata.kv.v1.ShardMismatch.descriptors:type_name -> strata.kv.v1.ShardDescriptor
+	2,  // 54: strata.kv.v1.ReplicatedCommand.header:type_name -> strata.kv.v1.Header
+	5,  // 55: strata.kv.v1.ReplicatedCommand.writes:type_name -> strata.kv.v1.RequestUnion
+	3,  // 56: strata.kv.v1.PeerRequest.batch:type_name -> strata.kv.v1.BatchRequest
+	26, // 57: strata.kv.v1.PeerRequest.node:type_name -> strata.kv.v1.NodeRequest
+	4,  // 58: strata.kv.v1.PeerResponse.batch:type_name -> strata.kv.v1.BatchResponse
+	27, // 59: strata.kv.v1.PeerResponse.node:type_name -> strata.kv.v1.NodeResponse
+	58, // 60: strata.kv.v1.flags:extendee -> google.protobuf.FieldOptions
+	0,  // 61: strata.kv.v1.flags:type_name -> strata.kv.v1.MethodFlag
+	62, // [62:62] is the sub-list for method output_type
+	62, // [62:62] is the sub-list for method input_type
+	61, // [61:62] is the sub-list for extension type_name
+	60, // [60:61] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_kvpb_proto_init() }
@@ -3346,9 +3621,11 @@ func file_kvpb_proto_init() {
 		(*RequestUnion_SystemDelete)(nil),
 		(*RequestUnion_Gc)(nil),
 		(*RequestUnion_SystemScan)(nil),
+		(*RequestUnion_TsoLimit)(nil),
 		(*RequestUnion_ChangeReplicas)(nil),
 		(*RequestUnion_TransferLeader)(nil),
 		(*RequestUnion_Progress)(nil),
+		(*RequestUnion_GetTimestamp)(nil),
 	}
 	file_kvpb_proto_msgTypes[4].OneofWrappers = []any{
 		(*ResponseUnion_Get)(nil),
@@ -3360,23 +3637,25 @@ func file_kvpb_proto_init() {
 		(*ResponseUnion_SystemDelete)(nil),
 		(*ResponseUnion_Gc)(nil),
 		(*ResponseUnion_SystemScan)(nil),
+		(*ResponseUnion_TsoLimit)(nil),
 		(*ResponseUnion_ChangeReplicas)(nil),
 		(*ResponseUnion_TransferLeader)(nil),
 		(*ResponseUnion_Progress)(nil),
+		(*ResponseUnion_GetTimestamp)(nil),
 	}
 	file_kvpb_proto_msgTypes[10].OneofWrappers = []any{}
-	file_kvpb_proto_msgTypes[20].OneofWrappers = []any{
+	file_kvpb_proto_msgTypes[24].OneofWrappers = []any{
 		(*NodeRequest_CreateReplica)(nil),
 		(*NodeRequest_Directory)(nil),
 		(*NodeRequest_ReplicaState)(nil),
 	}
-	file_kvpb_proto_msgTypes[21].OneofWrappers = []any{
+	file_kvpb_proto_msgTypes[25].OneofWrappers = []any{
 		(*NodeResponse_CreateReplica)(nil),
 		(*NodeResponse_Directory)(nil),
 		(*NodeResponse_ReplicaState)(nil),
 	}
-	file_kvpb_proto_msgTypes[28].OneofWrappers = []any{}
-	file_kvpb_proto_msgTypes[30].OneofWrappers = []any{
+	file_kvpb_proto_msgTypes[32].OneofWrappers = []any{}
+	file_kvpb_proto_msgTypes[34].OneofWrappers = []any{
 		(*Error_NotLeader)(nil),
 		(*Error_ShardMismatch)(nil),
 		(*Error_ProposalDropped)(nil),
@@ -3385,11 +3664,11 @@ func file_kvpb_proto_init() {
 		(*Error_TimestampTooOld)(nil),
 		(*Error_RequestTooLarge)(nil),
 	}
-	file_kvpb_proto_msgTypes[39].OneofWrappers = []any{
+	file_kvpb_proto_msgTypes[43].OneofWrappers = []any{
 		(*PeerRequest_Batch)(nil),
 		(*PeerRequest_Node)(nil),
 	}
-	file_kvpb_proto_msgTypes[40].OneofWrappers = []any{
+	file_kvpb_proto_msgTypes[44].OneofWrappers = []any{
 		(*PeerResponse_Batch)(nil),
 		(*PeerResponse_Node)(nil),
 	}
@@ -3399,7 +3678,7 @@ func file_kvpb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvpb_proto_rawDesc), len(file_kvpb_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   41,
+			NumMessages:   45,
 			NumExtensions: 1,
 			NumServices:   0,
 		},

@@ -37,10 +37,20 @@ const (
 	SystemDelete   Method = 21
 	GC             Method = 22
 	SystemScan     Method = 23
+	TSOLimit       Method = 24
 	ChangeReplicas Method = 40
 	TransferLeader Method = 41
 	Progress       Method = 42
+	GetTimestamp   Method = 60
 )
+
+// TSOLimitKey is the system key holding the timestamp oracle's persisted
+// limit (a big-endian uint64), written by TSOLimitRequest.
+var TSOLimitKey = []byte("tso/limit")
+
+// MaxTimestampCount is the most timestamps one GetTimestampRequest may ask
+// for (tso.MaxBatch).
+const MaxTimestampCount = 1 << 16
 
 // Flags describe what a method does; routing, validation and evaluation ask
 // them instead of listing methods.
@@ -103,8 +113,9 @@ func checkFlags(f Flags) error {
 		return fmt.Errorf("flags %v: admin must be alone and keyless", f)
 	case f.Has(IsRange) && f.Has(IsKeyless):
 		return fmt.Errorf("flags %v: range and keyless", f)
-	case f.Has(IsSystem) && f&(IsAdmin|IsAlone|IsKeyless) != 0:
-		return fmt.Errorf("flags %v: system requests are key requests, not admin, alone or keyless", f)
+	case f.Has(IsSystem) && f&(IsAdmin|IsAlone) != 0:
+		// A keyless system write names its own fixed key (TSOLimit).
+		return fmt.Errorf("flags %v: system requests are not admin or alone", f)
 	}
 	return nil
 }

@@ -118,7 +118,7 @@ func TestFlagDependencies(t *testing.T) {
 		names[m.String()] = true
 	}
 	for _, f := range []Flags{0, IsRead | IsWrite, IsAdmin, IsAdmin | IsAlone, IsRead | IsRange | IsKeyless,
-		IsWrite | IsSystem | IsAlone, IsWrite | IsSystem | IsKeyless} {
+		IsWrite | IsSystem | IsAlone, IsAdmin | IsSystem | IsAlone | IsKeyless} {
 		if checkFlags(f) == nil {
 			t.Errorf("checkFlags(%v) accepts them", f)
 		}
@@ -215,6 +215,7 @@ func TestSpan(t *testing.T) {
 		{scanReq("c", []byte("d")), "c", "d", false},
 		{scanReq("c", nil), "c", "", true},
 		{sysPutReq("s"), "s", "", true},
+		{&RequestUnion{Value: &RequestUnion_TsoLimit{TsoLimit: &TSOLimitRequest{Limit: 1}}}, "", "", true}, // keyless: it writes kvpb.TSOLimitKey
 		{&RequestUnion{Value: &RequestUnion_Gc{Gc: &GCRequest{Threshold: 1}}}, "", "", true},
 		{&RequestUnion{}, "", "", true},
 		{nil, "", "", true},

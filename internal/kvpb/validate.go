@@ -109,6 +109,14 @@ func validateRequest(m Method, r *RequestUnion) error {
 		if v.Gc.GetThreshold() == 0 {
 			return errors.New("threshold 0")
 		}
+	case *RequestUnion_TsoLimit:
+		if v.TsoLimit.GetLimit() == 0 {
+			return errors.New("limit 0")
+		}
+	case *RequestUnion_GetTimestamp:
+		if n := v.GetTimestamp.GetCount(); n < 1 || n > MaxTimestampCount {
+			return fmt.Errorf("count %d outside [1, %d]", n, MaxTimestampCount)
+		}
 	case *RequestUnion_ChangeReplicas:
 		t := v.ChangeReplicas.GetType()
 		if t == ChangeReplicasType_CHANGE_REPLICAS_TYPE_UNSPECIFIED || ChangeReplicasType_name[int32(t)] == "" {

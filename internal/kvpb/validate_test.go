@@ -51,6 +51,8 @@ func TestValidate(t *testing.T) {
 		{"admin alone", batch(transfer), nil, ""},
 		{"gc alone", batch(gc), nil, ""},
 		{"progress of node 0", batch(&RequestUnion{Value: &RequestUnion_Progress{Progress: &ProgressRequest{}}}), nil, ""},
+		{"tso limit", batch(&RequestUnion{Value: &RequestUnion_TsoLimit{TsoLimit: &TSOLimitRequest{Limit: 7}}}), nil, ""},
+		{"get timestamp", batch(&RequestUnion{Value: &RequestUnion_GetTimestamp{GetTimestamp: &GetTimestampRequest{Count: MaxTimestampCount}}}), nil, ""},
 		{"no header", &BatchRequest{Requests: []*RequestUnion{getReq("a")}}, nil, ""},
 
 		{"nil", nil, ErrBadBatch, "no batch"},
@@ -74,6 +76,12 @@ func TestValidate(t *testing.T) {
 		{"two admin", batch(transfer, transfer), ErrBadBatch, "must be alone"},
 		{"system mixed", batch(sysPutReq("s"), putReq("a", "")), ErrBadBatch, "1 system requests mixed with 1 others"},
 		{"gc threshold 0", batch(&RequestUnion{Value: &RequestUnion_Gc{Gc: &GCRequest{}}}), ErrBadBatch, "threshold 0"},
+		{"tso limit 0", batch(&RequestUnion{Value: &RequestUnion_TsoLimit{TsoLimit: &TSOLimitRequest{}}}), ErrBadBatch, "limit 0"},
+		{"no timestamps", batch(&RequestUnion{Value: &RequestUnion_GetTimestamp{GetTimestamp: &GetTimestampRequest{}}}), ErrBadBatch, "count 0"},
+		{"too many timestamps", batch(&RequestUnion{Value: &RequestUnion_GetTimestamp{
+			GetTimestamp: &GetTimestampRequest{Count: MaxTimestampCount + 1}}}), ErrBadBatch, "count 65537"},
+		{"get timestamp with another", batch(&RequestUnion{Value: &RequestUnion_GetTimestamp{
+			GetTimestamp: &GetTimestampRequest{Count: 1}}}, getReq("a")), ErrBadBatch, "must be alone"},
 		{"change without type", batch(&RequestUnion{Value: &RequestUnion_ChangeReplicas{
 			ChangeReplicas: &ChangeReplicasRequest{NodeId: 2}}}), ErrBadBatch, "change type 0"},
 		{"change of unknown type", batch(&RequestUnion{Value: &RequestUnion_ChangeReplicas{

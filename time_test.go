@@ -1,0 +1,177 @@
+package strata_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/internal/testcluster"
+	"github.com/strata-kv/strata/shard"
+	"github.com/strata-kv/strata/transport/faultnet"
+	"github.com/strata-kv/strata/txn/tso"
+)
+
+// clockCheck fetches timestamps and checks that each is above every one
+// fetched before it, on any node.
+type clockCheck struct {
+	t    *testing.T
+	last strata.Timestamp
+}
+
+// next fetches a timestamp on each of the live nodes of c, in turn.
+func (cc *clockCheck) next(ctx context.Context, c *testcluster.Cluster) {
+	cc.t.Helper()
+	for _, id := range c.Live() {
+		ts, err := c.DB(id).Now(ctx)
+		if err != nil {
+			cc.t.Fatalf("Now on node %d: %v", id, err)
+		}
+		if ts <= cc.last {
+			cc.t.Fatalf("Now on node %d = %v, not above %v", id, ts, cc.last)
+		}
+		cc.last = ts
+	}
+}
+
+// systemLeader waits until the system shard has a leader the live nodes
+// agree on.
+func systemLeader(ctx context.Context, t *testing.T, c *testcluster.Cluster) uint64 {
+	t.Helper()
+	for {
+		if l := c.Leader(shard.SystemID); l != 0 {
+			return l
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no system shard leader: %v", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// TestNowAcrossLeaderKill: timestamps strictly increase, on every node,
+// across kills of the system shard's leader (its oracle goes with it and a
+// new leader's starts above the persisted limit).
+func TestNowAcrossLeaderKill(t *testing.T) {
+	c := testcluster.Start(t, 3, strata.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cc := &clockCheck{t: t}
+	for range 3 {
+		cc.next(ctx, c)
+		l := systemLeader(ctx, t, c)
+		c.Stop(l)
+		cc.next(ctx, c)
+		c.Restart(l)
+	}
+	cc.next(ctx, c)
+}
+
+// TestNowAcrossClusterCrash: timestamps strictly increase across a power
+// loss of every node at once (only what was synced survives), with a clock
+// that stands still so that only the persisted limit can keep them rising.
+func TestNowAcrossClusterCrash(t *testing.T) {
+	net := faultnet.New(1)
+	defer net.Close()
+	frozen := fixedClock(time.Now())
+	c := testcluster.StartFaulty(t, 3, strata.Options{Clock: frozen}, net)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cc := &clockCheck{t: t}
+	for range 2 {
+		cc.next(ctx, c)
+		for _, id := range c.IDs() {
+			c.Crash(id)
+		}
+		for _, id := range c.IDs() {
+			c.Restart(id)
+		}
+		cc.next(ctx, c)
+	}
+}
+
+// TestNowClockJumps: with the oracle's wall clock jumped seconds back and
+// forward on every node, timestamps strictly increase, also across a kill
+// of the system shard's leader while the clock is back; after a jump
+// forward they follow the clock again.
+func TestNowClockJumps(t *testing.T) {
+	clock := tso.NewOffsetClock(nil)
+	c := testcluster.Start(t, 3, strata.Options{Clock: clock, OracleWindow: 500 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cc := &clockCheck{t: t}
+	cc.next(ctx, c)
+	clock.SetOffset(-10 * time.Second)
+	cc.next(ctx, c)
+	l := systemLeader(ctx, t, c)
+	c.Stop(l)
+	cc.next(ctx, c)
+	c.Restart(l)
+	cc.next(ctx, c)
+	clock.SetOffset(5 * time.Second)
+	before := tso.FromTime(clock.Now())
+	cc.next(ctx, c)
+	if cc.last < before {
+		t.Fatalf("after a jump forward Now = %v, below the clock's %v", cc.last, before)
+	}
+	clock.SetOffset(0)
+	cc.next(ctx, c)
+}
+
+// TestNowCoalesces: concurrent Now calls on a node get distinct
+// timestamps, in far fewer round trips to the oracle than calls (each
+// round trip is one GetTimestamp, confirmed by one ReadIndex call).
+func TestNowCoalesces(t *testing.T) {
+	db, err := strata.Open(strata.Options{Dir: t.TempDir(), TickInterval: 10 * time.Millisecond, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := db.Now(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const callers, calls = 50, 20
+	before := db.Node().Stats().Reads
+	var (
+		mu   sync.Mutex
+		seen = map[strata.Timestamp]bool{}
+		wg   sync.WaitGroup
+	)
+	for range callers {
+		wg.Go(func() {
+			prev := tso.Zero
+			for range calls {
+				ts, err := db.Now(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ts <= prev {
+					t.Errorf("Now went from %v to %v", prev, ts)
+				}
+				prev = ts
+				mu.Lock()
+				if seen[ts] {
+					t.Errorf("timestamp %v handed out twice", ts)
+				}
+				seen[ts] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	fetches := db.Node().Stats().Reads - before
+	t.Logf("%d Now calls in %d fetches", callers*calls, fetches)
+	if fetches > callers*calls/2 {
+		t.Fatalf("%d Now calls took %d fetches: not coalesced", callers*calls, fetches)
+	}
+}
+
+// fixedClock is a wall clock that stands still.
+type fixedClock time.Time
+
+func (c fixedClock) Now() time.Time { return time.Time(c) }
