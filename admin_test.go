@@ -61,8 +61,13 @@ func TestReplicaLifecycle(t *testing.T) {
 	if err := c.DB(2).TransferLeader(ctx, shardID, newNode); err != nil {
 		t.Fatal(err)
 	}
-	if lead := c.Leader(shardID); lead != newNode {
-		t.Fatalf("leader of shard %d is %d after transfer to %d", shardID, lead, newNode)
+	// TransferLeader returns once the new leader leads; the other replicas
+	// hear of it on its next heartbeat.
+	for lead := c.Leader(shardID); lead != newNode; lead = c.Leader(shardID) {
+		if ctx.Err() != nil {
+			t.Fatalf("leader of shard %d is %d after transfer to %d", shardID, lead, newNode)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 
 	// Remove another replica; its data goes away.
