@@ -129,7 +129,7 @@ func (db *DB) systemPut(ctx context.Context, key, value []byte) error {
 // system shard.
 func (db *DB) readDirectory() ([]shard.Descriptor, error) {
 	prefix := storage.SystemKey([]byte(shard.DirectoryPrefix))
-	it, err := db.eng.DB().NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	it, err := db.eng.Reader().NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return nil, err
 	}

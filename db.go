@@ -191,7 +191,7 @@ func (db *DB) open() error {
 // checkNodeID refuses to open a directory that belongs to another node ID.
 func (db *DB) checkNodeID() error {
 	want := binary.BigEndian.AppendUint64(nil, db.opts.NodeID)
-	v, closer, err := db.eng.DB().Get(nodeIDKey)
+	v, closer, err := db.eng.Reader().Get(nodeIDKey)
 	if errors.Is(err, pebble.ErrNotFound) {
 		b := db.eng.NewBatch()
 		defer b.Close()
@@ -213,7 +213,7 @@ func (db *DB) checkNodeID() error {
 // loadDirectory returns the shard descriptors stored in the local replica
 // of the system shard, or nil if the node was never bootstrapped.
 func (db *DB) loadDirectory() ([]shard.Descriptor, error) {
-	if _, err := storage.Get(db.eng.DB(), bootstrappedKey); errors.Is(err, pebble.ErrNotFound) {
+	if _, err := storage.Get(db.eng.Reader(), bootstrappedKey); errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	} else if err != nil {
 		return nil, err
@@ -287,7 +287,7 @@ func (db *DB) bootstrap() ([]shard.Descriptor, error) {
 
 // recoverGroups reopens the groups this node hosts.
 func (db *DB) recoverGroups(descs []shard.Descriptor) error {
-	v, err := storage.Get(db.eng.DB(), replicasKey)
+	v, err := storage.Get(db.eng.Reader(), replicasKey)
 	if err != nil {
 		return fmt.Errorf("strata: replica list: %w", err)
 	}
@@ -483,7 +483,7 @@ func (db *DB) GC(ctx context.Context) (int, error) {
 
 // gcShard collects the local replica of d below horizon.
 func (db *DB) gcShard(d shard.Descriptor, horizon tso.Timestamp) (int, error) {
-	snap := db.eng.DB().NewSnapshot()
+	snap := db.eng.NewSnapshot()
 	defer snap.Close()
 	b := db.eng.NewBatch()
 	defer b.Close()

@@ -80,7 +80,7 @@ func (db *DB) TransportStats() (st transport.Stats, ok bool) {
 // holds it (possibly behind the leader's; empty on a node without one).
 func (db *DB) Nodes() ([]NodeRecord, error) {
 	prefix := storage.SystemKey([]byte(nodeRegistryPrefix))
-	it, err := db.eng.DB().NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	it, err := db.eng.Reader().NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return nil, err
 	}

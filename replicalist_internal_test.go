@@ -37,7 +37,7 @@ func TestSaveReplicaListConcurrentCreations(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		v, err := storage.Get(db.eng.DB(), replicasKey)
+		v, err := storage.Get(db.eng.Reader(), replicasKey)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,7 +16,7 @@ func (n *Node) Checksum(groupID uint64) (applied uint64, sum uint32, err error) 
 	if err != nil {
 		return 0, 0, err
 	}
-	snap := n.eng.DB().NewSnapshot()
+	snap := n.eng.NewSnapshot()
 	defer snap.Close()
 	as, err := storage.LoadAppliedState(snap, groupID)
 	if err != nil {

@@ -417,7 +417,7 @@ func (c *cluster) waitConverged(g uint64) (applied uint64, sum uint32) {
 // get reads key from tn's engine; nil if absent.
 func get(t testing.TB, tn *testNode, key []byte) []byte {
 	t.Helper()
-	v, closer, err := tn.eng.DB().Get(key)
+	v, closer, err := tn.eng.Reader().Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil
 	}
@@ -431,7 +431,7 @@ func get(t testing.TB, tn *testNode, key []byte) []byte {
 // spanKeys counts the keys of tn's engine in [start, end).
 func spanKeys(t testing.TB, tn *testNode, start, end []byte) int {
 	t.Helper()
-	it, err := tn.eng.DB().NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	it, err := tn.eng.Reader().NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
 	if err != nil {
 		t.Fatal(err)
 	}

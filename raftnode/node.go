@@ -218,7 +218,7 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 	if err != nil {
 		return err
 	}
-	applied, err := storage.LoadAppliedState(n.eng.DB(), cfg.ID)
+	applied, err := storage.LoadAppliedState(n.eng.Reader(), cfg.ID)
 	if err != nil {
 		return err
 	}
@@ -526,7 +526,7 @@ func (n *Node) Read(ctx context.Context, groupID uint64, read func(r pebble.Read
 	if err != nil {
 		return err
 	}
-	if err := read(n.eng.DB()); err != nil {
+	if err := read(n.eng.Reader()); err != nil {
 		return err
 	}
 	// g.mu.removed is set (under g.mu) before destroyGroup deletes

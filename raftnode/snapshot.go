@@ -48,7 +48,7 @@ type inboundSnapshot struct {
 // buildSnapshot implements raft.Storage.Snapshot for g. Raft calls it with
 // g.mu held (from Step, Tick or Ready).
 func (n *Node) buildSnapshot(g *group) (*raftpb.Snapshot, error) {
-	snap := n.eng.DB().NewSnapshot()
+	snap := n.eng.NewSnapshot()
 	as, err := storage.LoadAppliedState(snap, g.id)
 	if err != nil || as.Index == 0 {
 		_ = snap.Close()

@@ -232,7 +232,7 @@ func (s *Store) read(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchRes
 	if _, err := s.cfg.Node.AppliedIndex(id); err != nil {
 		return nil, err
 	}
-	snap := s.cfg.Engine.DB().NewSnapshot()
+	snap := s.cfg.Engine.NewSnapshot()
 	defer snap.Close()
 	if _, err := s.cfg.Node.AppliedIndex(id); err != nil {
 		return nil, err

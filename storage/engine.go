@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -214,9 +215,28 @@ func legacyFormat(opts Options) (uint64, bool) {
 	return binary.BigEndian.Uint64(v), true
 }
 
-// DB returns the Pebble instance for reads and iterators. Writes go through
-// Commit so that failures stop the engine.
-func (e *Engine) DB() *pebble.DB { return e.db }
+// Reader returns the engine for reads and iterators of its current state.
+// Writes go through NewBatch and Commit, so that failures stop the engine;
+// the Reader's Close does nothing (Close the Engine).
+func (e *Engine) Reader() pebble.Reader { return reader{e.db} }
+
+// NewSnapshot returns a consistent view of the engine's current state, for
+// reads that must not see later writes. The caller closes it.
+func (e *Engine) NewSnapshot() *pebble.Snapshot { return e.db.NewSnapshot() }
+
+// reader is the engine's Pebble instance as a pebble.Reader that callers
+// cannot close.
+type reader struct{ db *pebble.DB }
+
+func (r reader) Get(key []byte) ([]byte, io.Closer, error) { return r.db.Get(key) }
+
+func (r reader) NewIter(o *pebble.IterOptions) (*pebble.Iterator, error) { return r.db.NewIter(o) }
+
+func (r reader) NewIterWithContext(ctx context.Context, o *pebble.IterOptions) (*pebble.Iterator, error) {
+	return r.db.NewIterWithContext(ctx, o)
+}
+
+func (r reader) Close() error { return nil }
 
 // NewBatch returns an empty write batch.
 func (e *Engine) NewBatch() *pebble.Batch { return e.db.NewBatch() }

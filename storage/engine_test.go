@@ -70,7 +70,7 @@ func TestCrashSyncedDataSurvives(t *testing.T) {
 	l.Persisted()
 
 	// Written after the synced commit, without sync: may or may not survive.
-	if err := e.DB().Set(SystemKey([]byte("unsynced")), []byte("x"), pebble.NoSync); err != nil {
+	if err := e.db.Set(SystemKey([]byte("unsynced")), []byte("x"), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
 
@@ -81,7 +81,7 @@ func TestCrashSyncedDataSurvives(t *testing.T) {
 
 	e2 := openTestEngine(t, crashed, "db")
 	for i := 0; i < 100; i++ {
-		v, ok := mustGet(t, e2.DB(), SystemKey(fmt.Appendf(nil, "k%03d", i)))
+		v, ok := mustGet(t, e2.db, SystemKey(fmt.Appendf(nil, "k%03d", i)))
 		if !ok || string(v) != fmt.Sprintf("v%d", i) {
 			t.Fatalf("key %d after crash: %q, %v", i, v, ok)
 		}
@@ -92,12 +92,12 @@ func TestCrashSyncedDataSurvives(t *testing.T) {
 	if !proto.Equal(l2.HardState(), hs) {
 		t.Fatalf("hard state after crash = %v, want %v", l2.HardState(), hs)
 	}
-	as, err := LoadAppliedState(e2.DB(), 1)
+	as, err := LoadAppliedState(e2.db, 1)
 	if err != nil || as.Index != 15 || as.Term != 1 {
 		t.Fatalf("applied state after crash = %+v, %v", as, err)
 	}
 	// The format version written at creation was synced too.
-	v, ok := mustGet(t, e2.DB(), formatKey)
+	v, ok := mustGet(t, e2.db, formatKey)
 	if !ok || binary.BigEndian.Uint64(v) != FormatVersion {
 		t.Fatalf("format version after crash: %x, %v", v, ok)
 	}
@@ -128,7 +128,7 @@ func TestCrashManySyncedCommits(t *testing.T) {
 		}
 		_ = b.Close()
 		l.Persisted()
-		if err := e.DB().Set(SystemKey([]byte("noise")), fmt.Appendf(nil, "%d", i), pebble.NoSync); err != nil {
+		if err := e.db.Set(SystemKey([]byte("noise")), fmt.Appendf(nil, "%d", i), pebble.NoSync); err != nil {
 			t.Fatal(err)
 		}
 		if i%10 == 0 {
@@ -143,7 +143,7 @@ func TestCrashManySyncedCommits(t *testing.T) {
 			t.Fatalf("clone %d: last index %d after crash, want at least %d", c, l, last)
 		}
 		for i := uint64(1); i <= last; i++ {
-			if _, ok := mustGet(t, e2.DB(), SystemKey(fmt.Appendf(nil, "big%d", i))); !ok {
+			if _, ok := mustGet(t, e2.db, SystemKey(fmt.Appendf(nil, "big%d", i))); !ok {
 				t.Fatalf("clone %d: synced key big%d lost", c, i)
 			}
 		}
@@ -159,7 +159,7 @@ func TestOpenRefusesNewerFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.DB().Set(MetaKey("format-version"), binary.BigEndian.AppendUint64(nil, FormatVersion+1), pebble.Sync); err != nil {
+	if err := e.db.Set(MetaKey("format-version"), binary.BigEndian.AppendUint64(nil, FormatVersion+1), pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Close(); err != nil {
@@ -205,7 +205,7 @@ func reopenWithFormat(t *testing.T, fs vfs.FS, v []byte) *Engine {
 func TestOpenFormatVersion(t *testing.T) {
 	fs := vfs.NewMem()
 	e := openTestEngine(t, fs, "db")
-	v, ok := mustGet(t, e.DB(), formatKey)
+	v, ok := mustGet(t, e.db, formatKey)
 	if !ok || len(v) != 8 || binary.BigEndian.Uint64(v) != FormatVersion {
 		t.Fatalf("format version of a new store: %x, %v", v, ok)
 	}

@@ -134,7 +134,7 @@ func wantEntries(t *testing.T, l *RaftLog, lo, hi, maxSize uint64, want []*raftp
 func logIndexes(t *testing.T, e *Engine, group uint64) []uint64 {
 	t.Helper()
 	start, end := logSpan(group)
-	it, err := e.DB().NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,7 +462,7 @@ func TestRaftLogInitial(t *testing.T) {
 		if !proto.Equal(gotCS, cs) {
 			t.Fatalf("InitialState conf state = %v, want %v", gotCS, cs)
 		}
-		as, err := LoadAppliedState(e.DB(), 5)
+		as, err := LoadAppliedState(e.db, 5)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -475,7 +475,7 @@ func TestRaftLogInitial(t *testing.T) {
 	// Another group is untouched.
 	other := openTestLog(t, e, 6)
 	wantBounds(t, other, 1, 0)
-	if as, err := LoadAppliedState(e.DB(), 6); err != nil || as.Index != 0 || as.ConfState == nil {
+	if as, err := LoadAppliedState(e.db, 6); err != nil || as.Index != 0 || as.ConfState == nil {
 		t.Fatalf("applied state of an untouched group = %+v, %v", as, err)
 	}
 }
@@ -578,7 +578,7 @@ func TestRaftLogDestroy(t *testing.T) {
 		t.Fatal(err)
 	}
 	start, end := GroupRaftSpan(2)
-	it, err := e.DB().NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -589,7 +589,7 @@ func TestRaftLogDestroy(t *testing.T) {
 	for _, n := range []uint64{1, 3} {
 		x := openTestLog(t, e, n)
 		wantBounds(t, x, 6, 8)
-		if as, err := LoadAppliedState(e.DB(), n); err != nil || as.Index != 5 {
+		if as, err := LoadAppliedState(e.db, n); err != nil || as.Index != 5 {
 			t.Fatalf("group %d applied state after destroying group 2: %+v, %v", n, as, err)
 		}
 	}
