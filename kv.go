@@ -141,21 +141,31 @@ func (db *DB) ScanKeys(ctx context.Context, start, end []byte, limit int) ([][]b
 
 // scan reads [start, end) at ts (0: the newest versions, shard by shard).
 func (db *DB) scan(ctx context.Context, start, end []byte, limit int, keysOnly bool, ts Timestamp) ([]KV, error) {
+	kvs, _, err := db.scanPage(ctx, start, end, limit, keysOnly, ts, 0)
+	return kvs, err
+}
+
+// scanPage is scan stopping once about maxBytes of keys and values are read
+// (0: no bound); resume is where the rest of the range starts, nil when
+// the scan is complete (or its limit reached).
+func (db *DB) scanPage(ctx context.Context, start, end []byte, limit int, keysOnly bool, ts Timestamp, maxBytes int) (_ []KV, resume []byte, _ error) {
 	if len(start) > MaxKeySize || len(end) > MaxKeySize {
-		return nil, fmt.Errorf("%w: scan bound over %d bytes", ErrKeyTooLarge, MaxKeySize)
+		return nil, nil, fmt.Errorf("%w: scan bound over %d bytes", ErrKeyTooLarge, MaxKeySize)
 	}
 	if end != nil && bytes.Compare(end, start) <= 0 {
-		return nil, fmt.Errorf("%w: end %q is not after start %q", ErrInvalidRange, end, start)
+		return nil, nil, fmt.Errorf("%w: end %q is not after start %q", ErrInvalidRange, end, start)
 	}
 	sc := &api.ScanRequest{Start: start, End: end, KeysOnly: keysOnly}
 	if limit > 0 {
 		sc.Limit = uint32(min(limit, 1<<31))
 	}
-	br, err := db.send(ctx, batch(&kvpb.Header{Timestamp: uint64(ts)}, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Scan{Scan: sc}}))
+	h := &kvpb.Header{Timestamp: uint64(ts), MaxBytes: uint64(max(maxBytes, 0))}
+	br, err := db.send(ctx, batch(h, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Scan{Scan: sc}}))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	kvs := br.GetResponses()[0].GetScan().GetKvs()
+	resume = br.GetResponses()[0].GetScan().GetResumeKey()
 	out := make([]KV, len(kvs))
 	for i, kv := range kvs {
 		out[i] = KV{Key: kv.GetKey(), Value: kv.GetValue()}
@@ -163,7 +173,7 @@ func (db *DB) scan(ctx context.Context, start, end []byte, limit int, keysOnly b
 			out[i].Value = []byte{}
 		}
 	}
-	return out, nil
+	return out, resume, nil
 }
 
 // batch returns a batch of reqs with header h (nil: the defaults), routed

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"sync/atomic"
 
 	"github.com/strata-kv/strata/api"
@@ -80,6 +81,51 @@ func (s *Snapshot) ScanKeys(ctx context.Context, start, end []byte, limit int) (
 		return nil, ErrSnapshotClosed
 	}
 	return s.db.scan(ctx, start, end, limit, true, s.ts)
+}
+
+// ScanPage is Scan returning at most about maxBytes of keys and values
+// (at least one pair, if any is left): resume is where the rest of the
+// range starts (pass it as the next page's start), nil once the range or
+// the limit is exhausted. Pages of one snapshot form one consistent read.
+func (s *Snapshot) ScanPage(ctx context.Context, start, end []byte, limit, maxBytes int, keysOnly bool) (kvs []KV, resume []byte, err error) {
+	if s.closed.Load() {
+		return nil, nil, ErrSnapshotClosed
+	}
+	if maxBytes <= 0 {
+		return nil, nil, fmt.Errorf("strata: ScanPage needs maxBytes > 0, got %d", maxBytes)
+	}
+	return s.db.scanPage(ctx, start, end, limit, keysOnly, s.ts, maxBytes)
+}
+
+// iterPageBytes is about how much of the range All holds at a time.
+const iterPageBytes = 1 << 20
+
+// All yields the keys in [start, end) and their values at the snapshot's
+// timestamp, in key order (a nil end means no upper bound). It reads the
+// range a page of about 1 MiB at a time, so memory stays bounded however
+// large the range: unlike Scan, it never holds the whole result. An error
+// is yielded once, last.
+//
+//	for kv, err := range snap.All(ctx, []byte("user/"), []byte("user0")) { ... }
+func (s *Snapshot) All(ctx context.Context, start, end []byte) iter.Seq2[KV, error] {
+	return func(yield func(KV, error) bool) {
+		for {
+			kvs, resume, err := s.ScanPage(ctx, start, end, 0, iterPageBytes, false)
+			if err != nil {
+				yield(KV{}, err)
+				return
+			}
+			for _, kv := range kvs {
+				if !yield(kv, nil) {
+					return
+				}
+			}
+			if resume == nil {
+				return
+			}
+			start = resume
+		}
+	}
 }
 
 // Close ends the snapshot; its reads then fail with ErrSnapshotClosed.

@@ -160,11 +160,14 @@ func withShard(ba *kvpb.BatchRequest, ids ...uint64) *kvpb.BatchRequest {
 
 // scan serves a batch of one scan over every shard its range overlaps, in
 // key order, following each shard's resume keys, until the range or the
-// scan's limit is exhausted.
+// scan's limit is exhausted, or the batch's max_bytes budget (if set) is
+// spent: then the answer's resume_key says where to go on.
 func (ds *DistSender) scan(ctx context.Context, routes *shard.Router, ba *kvpb.BatchRequest) (*kvpb.BatchResponse, error) {
 	sc := ba.GetRequests()[0].GetScan()
 	start, end := sc.GetStart(), sc.End // nil end: unbounded
 	limit := int(sc.GetLimit())
+	budget := ba.GetHeader().GetMaxBytes()
+	var used uint64
 	out := &kvpb.ScanResponse{}
 	for _, d := range routes.Overlapping(start, end) {
 		s, e := start, end
@@ -181,6 +184,9 @@ func (ds *DistSender) scan(ctx context.Context, routes *shard.Router, ba *kvpb.B
 				part.Limit = uint32(limit - len(out.Kvs))
 			}
 			sub := withShard(ba, d.ID)
+			if budget > 0 {
+				sub.Header.MaxBytes = budget - used
+			}
 			sub.Requests = []*kvpb.RequestUnion{{Value: &kvpb.RequestUnion_Scan{Scan: part}}}
 			br, err := ds.sendToShard(ctx, sub)
 			if err != nil {
@@ -188,13 +194,28 @@ func (ds *DistSender) scan(ctx context.Context, routes *shard.Router, ba *kvpb.B
 			}
 			resp := br.GetResponses()[0].GetScan()
 			out.Kvs = append(out.Kvs, resp.GetKvs()...)
+			for _, kv := range resp.GetKvs() {
+				used += uint64(len(kv.GetKey()) + len(kv.GetValue()))
+			}
 			if limit > 0 && len(out.Kvs) >= limit {
 				return scanResponse(out), nil
 			}
-			if len(resp.GetResumeKey()) == 0 {
-				break
+			spent := budget > 0 && used >= budget
+			if next := resp.GetResumeKey(); len(next) > 0 {
+				if spent {
+					out.ResumeKey = next
+					return scanResponse(out), nil
+				}
+				s = next
+				continue
 			}
-			s = resp.GetResumeKey()
+			// This shard's part is done; the range goes on in the next
+			// shard unless it ended here.
+			if spent && d.End != nil && (end == nil || bytes.Compare(d.End, end) < 0) {
+				out.ResumeKey = d.End
+				return scanResponse(out), nil
+			}
+			break
 		}
 	}
 	return scanResponse(out), nil
