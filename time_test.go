@@ -175,3 +175,37 @@ func TestNowCoalesces(t *testing.T) {
 type fixedClock time.Time
 
 func (c fixedClock) Now() time.Time { return time.Time(c) }
+
+// TestNowAcrossLeaderTransfer: when the system shard's leadership moves
+// to another live node, the old leader closes its oracle and the new one
+// opens its own above it; timestamps keep rising on every node.
+func TestNowAcrossLeaderTransfer(t *testing.T) {
+	c := testcluster.Start(t, 3, strata.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cc := &clockCheck{t: t}
+	for range 3 {
+		cc.next(ctx, c)
+		from := systemLeader(ctx, t, c)
+		if _, ok := c.DB(from).OracleLast(); !ok {
+			t.Fatalf("leader %d runs no oracle", from)
+		}
+		to := from%3 + 1
+		if err := c.DB(from).TransferLeader(ctx, shard.SystemID, to); err != nil {
+			t.Fatal(err)
+		}
+		cc.next(ctx, c)
+		// The old leader closes its oracle once it hears of the new one.
+		for {
+			if _, ok := c.DB(from).OracleLast(); !ok {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("node %d still runs its oracle after losing the system shard", from)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	cc.next(ctx, c)
+}

@@ -814,6 +814,88 @@ func (*BatchResponse) Descriptor() ([]byte, []int) {
 	return file_strata_proto_rawDescGZIP(), []int{13}
 }
 
+type NowRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NowRequest) Reset() {
+	*x = NowRequest{}
+	mi := &file_strata_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NowRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NowRequest) ProtoMessage() {}
+
+func (x *NowRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NowRequest.ProtoReflect.Descriptor instead.
+func (*NowRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{14}
+}
+
+type NowResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// timestamp is a hybrid timestamp: Unix milliseconds shifted left by 18
+	// bits plus an 18-bit logical counter (strata.Timestamp).
+	Timestamp     uint64 `protobuf:"varint,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NowResponse) Reset() {
+	*x = NowResponse{}
+	mi := &file_strata_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NowResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NowResponse) ProtoMessage() {}
+
+func (x *NowResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NowResponse.ProtoReflect.Descriptor instead.
+func (*NowResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *NowResponse) GetTimestamp() uint64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -822,7 +904,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_strata_proto_msgTypes[14]
+	mi := &file_strata_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +916,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[14]
+	mi := &file_strata_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +929,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{14}
+	return file_strata_proto_rawDescGZIP(), []int{16}
 }
 
 type StatusResponse struct {
@@ -863,7 +945,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_strata_proto_msgTypes[15]
+	mi := &file_strata_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +957,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[15]
+	mi := &file_strata_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +970,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{15}
+	return file_strata_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StatusResponse) GetNodeId() uint64 {
@@ -929,7 +1011,7 @@ type ShardStatus struct {
 
 func (x *ShardStatus) Reset() {
 	*x = ShardStatus{}
-	mi := &file_strata_proto_msgTypes[16]
+	mi := &file_strata_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1023,7 @@ func (x *ShardStatus) String() string {
 func (*ShardStatus) ProtoMessage() {}
 
 func (x *ShardStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[16]
+	mi := &file_strata_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1036,7 @@ func (x *ShardStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardStatus.ProtoReflect.Descriptor instead.
 func (*ShardStatus) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{16}
+	return file_strata_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ShardStatus) GetId() uint64 {
@@ -1027,7 +1109,7 @@ type ReplicaStatus struct {
 
 func (x *ReplicaStatus) Reset() {
 	*x = ReplicaStatus{}
-	mi := &file_strata_proto_msgTypes[17]
+	mi := &file_strata_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1121,7 @@ func (x *ReplicaStatus) String() string {
 func (*ReplicaStatus) ProtoMessage() {}
 
 func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[17]
+	mi := &file_strata_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1134,7 @@ func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatus.ProtoReflect.Descriptor instead.
 func (*ReplicaStatus) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{17}
+	return file_strata_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReplicaStatus) GetTerm() uint64 {
@@ -1105,7 +1187,7 @@ type MembersRequest struct {
 
 func (x *MembersRequest) Reset() {
 	*x = MembersRequest{}
-	mi := &file_strata_proto_msgTypes[18]
+	mi := &file_strata_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1199,7 @@ func (x *MembersRequest) String() string {
 func (*MembersRequest) ProtoMessage() {}
 
 func (x *MembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[18]
+	mi := &file_strata_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1212,7 @@ func (x *MembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
 func (*MembersRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{18}
+	return file_strata_proto_rawDescGZIP(), []int{20}
 }
 
 type MembersResponse struct {
@@ -1142,7 +1224,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_strata_proto_msgTypes[19]
+	mi := &file_strata_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1236,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[19]
+	mi := &file_strata_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1249,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{19}
+	return file_strata_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MembersResponse) GetMembers() []*Member {
@@ -1193,7 +1275,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_strata_proto_msgTypes[20]
+	mi := &file_strata_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1287,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[20]
+	mi := &file_strata_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1300,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{20}
+	return file_strata_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Member) GetNodeId() uint64 {
@@ -1273,7 +1355,7 @@ type AddReplicaRequest struct {
 
 func (x *AddReplicaRequest) Reset() {
 	*x = AddReplicaRequest{}
-	mi := &file_strata_proto_msgTypes[21]
+	mi := &file_strata_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1285,7 +1367,7 @@ func (x *AddReplicaRequest) String() string {
 func (*AddReplicaRequest) ProtoMessage() {}
 
 func (x *AddReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[21]
+	mi := &file_strata_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1298,7 +1380,7 @@ func (x *AddReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddReplicaRequest.ProtoReflect.Descriptor instead.
 func (*AddReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{21}
+	return file_strata_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AddReplicaRequest) GetShardId() uint64 {
@@ -1323,7 +1405,7 @@ type AddReplicaResponse struct {
 
 func (x *AddReplicaResponse) Reset() {
 	*x = AddReplicaResponse{}
-	mi := &file_strata_proto_msgTypes[22]
+	mi := &file_strata_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1417,7 @@ func (x *AddReplicaResponse) String() string {
 func (*AddReplicaResponse) ProtoMessage() {}
 
 func (x *AddReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[22]
+	mi := &file_strata_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1430,7 @@ func (x *AddReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddReplicaResponse.ProtoReflect.Descriptor instead.
 func (*AddReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{22}
+	return file_strata_proto_rawDescGZIP(), []int{24}
 }
 
 type RemoveReplicaRequest struct {
@@ -1361,7 +1443,7 @@ type RemoveReplicaRequest struct {
 
 func (x *RemoveReplicaRequest) Reset() {
 	*x = RemoveReplicaRequest{}
-	mi := &file_strata_proto_msgTypes[23]
+	mi := &file_strata_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1455,7 @@ func (x *RemoveReplicaRequest) String() string {
 func (*RemoveReplicaRequest) ProtoMessage() {}
 
 func (x *RemoveReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[23]
+	mi := &file_strata_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1468,7 @@ func (x *RemoveReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveReplicaRequest.ProtoReflect.Descriptor instead.
 func (*RemoveReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{23}
+	return file_strata_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RemoveReplicaRequest) GetShardId() uint64 {
@@ -1411,7 +1493,7 @@ type RemoveReplicaResponse struct {
 
 func (x *RemoveReplicaResponse) Reset() {
 	*x = RemoveReplicaResponse{}
-	mi := &file_strata_proto_msgTypes[24]
+	mi := &file_strata_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1505,7 @@ func (x *RemoveReplicaResponse) String() string {
 func (*RemoveReplicaResponse) ProtoMessage() {}
 
 func (x *RemoveReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[24]
+	mi := &file_strata_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1518,7 @@ func (x *RemoveReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveReplicaResponse.ProtoReflect.Descriptor instead.
 func (*RemoveReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{24}
+	return file_strata_proto_rawDescGZIP(), []int{26}
 }
 
 type TransferLeaderRequest struct {
@@ -1449,7 +1531,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_strata_proto_msgTypes[25]
+	mi := &file_strata_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1543,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[25]
+	mi := &file_strata_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1556,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{25}
+	return file_strata_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TransferLeaderRequest) GetShardId() uint64 {
@@ -1499,7 +1581,7 @@ type TransferLeaderResponse struct {
 
 func (x *TransferLeaderResponse) Reset() {
 	*x = TransferLeaderResponse{}
-	mi := &file_strata_proto_msgTypes[26]
+	mi := &file_strata_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1511,7 +1593,7 @@ func (x *TransferLeaderResponse) String() string {
 func (*TransferLeaderResponse) ProtoMessage() {}
 
 func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[26]
+	mi := &file_strata_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1524,7 +1606,7 @@ func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{26}
+	return file_strata_proto_rawDescGZIP(), []int{28}
 }
 
 type RemoveNodeRequest struct {
@@ -1536,7 +1618,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_strata_proto_msgTypes[27]
+	mi := &file_strata_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1630,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[27]
+	mi := &file_strata_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1643,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{27}
+	return file_strata_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RemoveNodeRequest) GetNodeId() uint64 {
@@ -1579,7 +1661,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_strata_proto_msgTypes[28]
+	mi := &file_strata_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1673,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[28]
+	mi := &file_strata_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1686,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{28}
+	return file_strata_proto_rawDescGZIP(), []int{30}
 }
 
 var File_strata_proto protoreflect.FileDescriptor
@@ -1656,7 +1738,11 @@ const file_strata_proto_rawDesc = "" +
 	"\x06delete\x18\x03 \x01(\bR\x06delete\"A\n" +
 	"\fBatchRequest\x121\n" +
 	"\tmutations\x18\x01 \x03(\v2\x13.strata.v1.MutationR\tmutations\"\x0f\n" +
-	"\rBatchResponse\"\x0f\n" +
+	"\rBatchResponse\"\f\n" +
+	"\n" +
+	"NowRequest\"+\n" +
+	"\vNowResponse\x12\x1c\n" +
+	"\ttimestamp\x18\x01 \x01(\x04R\ttimestamp\"\x0f\n" +
 	"\rStatusRequest\"Y\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12.\n" +
@@ -1714,7 +1800,7 @@ const file_strata_proto_rawDesc = "" +
 	"\x06Delete\x12\x18.strata.v1.DeleteRequest\x1a\x19.strata.v1.DeleteResponse\x127\n" +
 	"\x04Scan\x12\x16.strata.v1.ScanRequest\x1a\x17.strata.v1.ScanResponse\x12U\n" +
 	"\x0eCompareAndSwap\x12 .strata.v1.CompareAndSwapRequest\x1a!.strata.v1.CompareAndSwapResponse\x12:\n" +
-	"\x05Batch\x12\x17.strata.v1.BatchRequest\x1a\x18.strata.v1.BatchResponse2\xcb\x03\n" +
+	"\x05Batch\x12\x17.strata.v1.BatchRequest\x1a\x18.strata.v1.BatchResponse2\x81\x04\n" +
 	"\aCluster\x12=\n" +
 	"\x06Status\x12\x18.strata.v1.StatusRequest\x1a\x19.strata.v1.StatusResponse\x12@\n" +
 	"\aMembers\x12\x19.strata.v1.MembersRequest\x1a\x1a.strata.v1.MembersResponse\x12I\n" +
@@ -1723,7 +1809,8 @@ const file_strata_proto_rawDesc = "" +
 	"\rRemoveReplica\x12\x1f.strata.v1.RemoveReplicaRequest\x1a .strata.v1.RemoveReplicaResponse\x12U\n" +
 	"\x0eTransferLeader\x12 .strata.v1.TransferLeaderRequest\x1a!.strata.v1.TransferLeaderResponse\x12I\n" +
 	"\n" +
-	"RemoveNode\x12\x1c.strata.v1.RemoveNodeRequest\x1a\x1d.strata.v1.RemoveNodeResponseB%Z#github.com/strata-kv/strata/api;apib\x06proto3"
+	"RemoveNode\x12\x1c.strata.v1.RemoveNodeRequest\x1a\x1d.strata.v1.RemoveNodeResponse\x124\n" +
+	"\x03Now\x12\x15.strata.v1.NowRequest\x1a\x16.strata.v1.NowResponseB%Z#github.com/strata-kv/strata/api;apib\x06proto3"
 
 var (
 	file_strata_proto_rawDescOnce sync.Once
@@ -1738,7 +1825,7 @@ func file_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_strata_proto_goTypes = []any{
 	(ReadLevel)(0),                 // 0: strata.v1.ReadLevel
 	(*GetRequest)(nil),             // 1: strata.v1.GetRequest
@@ -1755,55 +1842,59 @@ var file_strata_proto_goTypes = []any{
 	(*Mutation)(nil),               // 12: strata.v1.Mutation
 	(*BatchRequest)(nil),           // 13: strata.v1.BatchRequest
 	(*BatchResponse)(nil),          // 14: strata.v1.BatchResponse
-	(*StatusRequest)(nil),          // 15: strata.v1.StatusRequest
-	(*StatusResponse)(nil),         // 16: strata.v1.StatusResponse
-	(*ShardStatus)(nil),            // 17: strata.v1.ShardStatus
-	(*ReplicaStatus)(nil),          // 18: strata.v1.ReplicaStatus
-	(*MembersRequest)(nil),         // 19: strata.v1.MembersRequest
-	(*MembersResponse)(nil),        // 20: strata.v1.MembersResponse
-	(*Member)(nil),                 // 21: strata.v1.Member
-	(*AddReplicaRequest)(nil),      // 22: strata.v1.AddReplicaRequest
-	(*AddReplicaResponse)(nil),     // 23: strata.v1.AddReplicaResponse
-	(*RemoveReplicaRequest)(nil),   // 24: strata.v1.RemoveReplicaRequest
-	(*RemoveReplicaResponse)(nil),  // 25: strata.v1.RemoveReplicaResponse
-	(*TransferLeaderRequest)(nil),  // 26: strata.v1.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil), // 27: strata.v1.TransferLeaderResponse
-	(*RemoveNodeRequest)(nil),      // 28: strata.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),     // 29: strata.v1.RemoveNodeResponse
+	(*NowRequest)(nil),             // 15: strata.v1.NowRequest
+	(*NowResponse)(nil),            // 16: strata.v1.NowResponse
+	(*StatusRequest)(nil),          // 17: strata.v1.StatusRequest
+	(*StatusResponse)(nil),         // 18: strata.v1.StatusResponse
+	(*ShardStatus)(nil),            // 19: strata.v1.ShardStatus
+	(*ReplicaStatus)(nil),          // 20: strata.v1.ReplicaStatus
+	(*MembersRequest)(nil),         // 21: strata.v1.MembersRequest
+	(*MembersResponse)(nil),        // 22: strata.v1.MembersResponse
+	(*Member)(nil),                 // 23: strata.v1.Member
+	(*AddReplicaRequest)(nil),      // 24: strata.v1.AddReplicaRequest
+	(*AddReplicaResponse)(nil),     // 25: strata.v1.AddReplicaResponse
+	(*RemoveReplicaRequest)(nil),   // 26: strata.v1.RemoveReplicaRequest
+	(*RemoveReplicaResponse)(nil),  // 27: strata.v1.RemoveReplicaResponse
+	(*TransferLeaderRequest)(nil),  // 28: strata.v1.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil), // 29: strata.v1.TransferLeaderResponse
+	(*RemoveNodeRequest)(nil),      // 30: strata.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),     // 31: strata.v1.RemoveNodeResponse
 }
 var file_strata_proto_depIdxs = []int32{
 	0,  // 0: strata.v1.GetRequest.read_level:type_name -> strata.v1.ReadLevel
 	9,  // 1: strata.v1.ScanResponse.kvs:type_name -> strata.v1.KeyValue
 	12, // 2: strata.v1.BatchRequest.mutations:type_name -> strata.v1.Mutation
-	17, // 3: strata.v1.StatusResponse.shards:type_name -> strata.v1.ShardStatus
-	18, // 4: strata.v1.ShardStatus.local:type_name -> strata.v1.ReplicaStatus
-	21, // 5: strata.v1.MembersResponse.members:type_name -> strata.v1.Member
+	19, // 3: strata.v1.StatusResponse.shards:type_name -> strata.v1.ShardStatus
+	20, // 4: strata.v1.ShardStatus.local:type_name -> strata.v1.ReplicaStatus
+	23, // 5: strata.v1.MembersResponse.members:type_name -> strata.v1.Member
 	1,  // 6: strata.v1.KV.Get:input_type -> strata.v1.GetRequest
 	3,  // 7: strata.v1.KV.Put:input_type -> strata.v1.PutRequest
 	5,  // 8: strata.v1.KV.Delete:input_type -> strata.v1.DeleteRequest
 	7,  // 9: strata.v1.KV.Scan:input_type -> strata.v1.ScanRequest
 	10, // 10: strata.v1.KV.CompareAndSwap:input_type -> strata.v1.CompareAndSwapRequest
 	13, // 11: strata.v1.KV.Batch:input_type -> strata.v1.BatchRequest
-	15, // 12: strata.v1.Cluster.Status:input_type -> strata.v1.StatusRequest
-	19, // 13: strata.v1.Cluster.Members:input_type -> strata.v1.MembersRequest
-	22, // 14: strata.v1.Cluster.AddReplica:input_type -> strata.v1.AddReplicaRequest
-	24, // 15: strata.v1.Cluster.RemoveReplica:input_type -> strata.v1.RemoveReplicaRequest
-	26, // 16: strata.v1.Cluster.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
-	28, // 17: strata.v1.Cluster.RemoveNode:input_type -> strata.v1.RemoveNodeRequest
-	2,  // 18: strata.v1.KV.Get:output_type -> strata.v1.GetResponse
-	4,  // 19: strata.v1.KV.Put:output_type -> strata.v1.PutResponse
-	6,  // 20: strata.v1.KV.Delete:output_type -> strata.v1.DeleteResponse
-	8,  // 21: strata.v1.KV.Scan:output_type -> strata.v1.ScanResponse
-	11, // 22: strata.v1.KV.CompareAndSwap:output_type -> strata.v1.CompareAndSwapResponse
-	14, // 23: strata.v1.KV.Batch:output_type -> strata.v1.BatchResponse
-	16, // 24: strata.v1.Cluster.Status:output_type -> strata.v1.StatusResponse
-	20, // 25: strata.v1.Cluster.Members:output_type -> strata.v1.MembersResponse
-	23, // 26: strata.v1.Cluster.AddReplica:output_type -> strata.v1.AddReplicaResponse
-	25, // 27: strata.v1.Cluster.RemoveReplica:output_type -> strata.v1.RemoveReplicaResponse
-	27, // 28: strata.v1.Cluster.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
-	29, // 29: strata.v1.Cluster.RemoveNode:output_type -> strata.v1.RemoveNodeResponse
-	18, // [18:30] is the sub-list for method output_type
-	6,  // [6:18] is the sub-list for method input_type
+	17, // 12: strata.v1.Cluster.Status:input_type -> strata.v1.StatusRequest
+	21, // 13: strata.v1.Cluster.Members:input_type -> strata.v1.MembersRequest
+	24, // 14: strata.v1.Cluster.AddReplica:input_type -> strata.v1.AddReplicaRequest
+	26, // 15: strata.v1.Cluster.RemoveReplica:input_type -> strata.v1.RemoveReplicaRequest
+	28, // 16: strata.v1.Cluster.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
+	30, // 17: strata.v1.Cluster.RemoveNode:input_type -> strata.v1.RemoveNodeRequest
+	15, // 18: strata.v1.Cluster.Now:input_type -> strata.v1.NowRequest
+	2,  // 19: strata.v1.KV.Get:output_type -> strata.v1.GetResponse
+	4,  // 20: strata.v1.KV.Put:output_type -> strata.v1.PutResponse
+	6,  // 21: strata.v1.KV.Delete:output_type -> strata.v1.DeleteResponse
+	8,  // 22: strata.v1.KV.Scan:output_type -> strata.v1.ScanResponse
+	11, // 23: strata.v1.KV.CompareAndSwap:output_type -> strata.v1.CompareAndSwapResponse
+	14, // 24: strata.v1.KV.Batch:output_type -> strata.v1.BatchResponse
+	18, // 25: strata.v1.Cluster.Status:output_type -> strata.v1.StatusResponse
+	22, // 26: strata.v1.Cluster.Members:output_type -> strata.v1.MembersResponse
+	25, // 27: strata.v1.Cluster.AddReplica:output_type -> strata.v1.AddReplicaResponse
+	27, // 28: strata.v1.Cluster.RemoveReplica:output_type -> strata.v1.RemoveReplicaResponse
+	29, // 29: strata.v1.Cluster.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
+	31, // 30: strata.v1.Cluster.RemoveNode:output_type -> strata.v1.RemoveNodeResponse
+	16, // 31: strata.v1.Cluster.Now:output_type -> strata.v1.NowResponse
+	19, // [19:32] is the sub-list for method output_type
+	6,  // [6:19] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -1822,7 +1913,7 @@ func file_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_proto_rawDesc), len(file_strata_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

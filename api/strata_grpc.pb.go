@@ -362,6 +362,7 @@ const (
 	Cluster_RemoveReplica_FullMethodName  = "/strata.v1.Cluster/RemoveReplica"
 	Cluster_TransferLeader_FullMethodName = "/strata.v1.Cluster/TransferLeader"
 	Cluster_RemoveNode_FullMethodName     = "/strata.v1.Cluster/RemoveNode"
+	Cluster_Now_FullMethodName            = "/strata.v1.Cluster/Now"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -383,6 +384,10 @@ type ClusterClient interface {
 	TransferLeader(ctx context.Context, in *TransferLeaderRequest, opts ...grpc.CallOption) (*TransferLeaderResponse, error)
 	// RemoveNode takes a node out of the cluster, moving its replicas away.
 	RemoveNode(ctx context.Context, in *RemoveNodeRequest, opts ...grpc.CallOption) (*RemoveNodeResponse, error)
+	// Now returns a timestamp from the cluster's timestamp oracle, which runs
+	// on the system shard's leader: above every timestamp it handed out
+	// before the call.
+	Now(ctx context.Context, in *NowRequest, opts ...grpc.CallOption) (*NowResponse, error)
 }
 
 type clusterClient struct {
@@ -453,6 +458,16 @@ func (c *clusterClient) RemoveNode(ctx context.Context, in *RemoveNodeRequest, o
 	return out, nil
 }
 
+func (c *clusterClient) Now(ctx context.Context, in *NowRequest, opts ...grpc.CallOption) (*NowResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NowResponse)
+	err := c.cc.Invoke(ctx, Cluster_Now_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -472,6 +487,10 @@ type ClusterServer interface {
 	TransferLeader(context.Context, *TransferLeaderRequest) (*TransferLeaderResponse, error)
 	// RemoveNode takes a node out of the cluster, moving its replicas away.
 	RemoveNode(context.Context, *RemoveNodeRequest) (*RemoveNodeResponse, error)
+	// Now returns a timestamp from the cluster's timestamp oracle, which runs
+	// on the system shard's leader: above every timestamp it handed out
+	// before the call.
+	Now(context.Context, *NowRequest) (*NowResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -499,6 +518,9 @@ func (UnimplementedClusterServer) TransferLeader(context.Context, *TransferLeade
 }
 func (UnimplementedClusterServer) RemoveNode(context.Context, *RemoveNodeRequest) (*RemoveNodeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveNode not implemented")
+}
+func (UnimplementedClusterServer) Now(context.Context, *NowRequest) (*NowResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Now not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -629,6 +651,24 @@ func _Cluster_RemoveNode_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_Now_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NowRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).Now(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_Now_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).Now(ctx, req.(*NowRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -659,6 +699,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveNode",
 			Handler:    _Cluster_RemoveNode_Handler,
+		},
+		{
+			MethodName: "Now",
+			Handler:    _Cluster_Now_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

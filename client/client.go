@@ -652,6 +652,21 @@ func (c *Client) Status(ctx context.Context) (*api.StatusResponse, error) {
 	return resp, err
 }
 
+// Now returns a timestamp from the cluster's timestamp oracle (see
+// strata.DB.Now; strata.Timestamp is tso.Timestamp): above every timestamp the oracle handed out before the
+// call. It is read from the node answering, which asks the oracle.
+func (c *Client) Now(ctx context.Context) (tso.Timestamp, error) {
+	var resp *api.NowResponse
+	err := c.invoke(ctx, callOpts{method: "Now"}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = api.NewClusterClient(cc).Now(ctx, &api.NowRequest{})
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return tso.Timestamp(resp.GetTimestamp()), nil
+}
+
 // Members lists the cluster's nodes.
 func (c *Client) Members(ctx context.Context) ([]*api.Member, error) {
 	var resp *api.MembersResponse

@@ -48,7 +48,7 @@ func run(args []string) int {
 	var (
 		kvnode    = fs.String("kvnode", "bin/kvnode", "the kvnode binary (make build makes bin/kvnode)")
 		dir       = fs.String("dir", "", "directory for the results (default: a new folder under $TMPDIR/strata-jepsen)")
-		workloads = fs.String("workload", "register,set", "workloads to run together: "+strings.Join(harness.WorkloadNames(), ", "))
+		workloads = fs.String("workload", "register,set,timestamps", "workloads to run together: "+strings.Join(harness.WorkloadNames(), ", "))
 		nemesis   = fs.String("nemesis", "partition-halves", "nemeses to combine, comma-separated, 'all' or 'none': "+strings.Join(harness.NemesisNames(), ", "))
 		nodes     = fs.Int("nodes", 3, "nodes in the cluster (3 or 5)")
 		faultTime = fs.Duration("time", 20*time.Second, "how long the nemeses run (per run)")

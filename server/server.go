@@ -286,6 +286,16 @@ func (c clusterService) Status(ctx context.Context, _ *api.StatusRequest) (*api.
 	return resp, c.s.finish("Status", start, nil)
 }
 
+// Now returns a timestamp from the cluster's oracle (strata.DB.Now).
+func (c clusterService) Now(ctx context.Context, _ *api.NowRequest) (*api.NowResponse, error) {
+	start := time.Now()
+	ts, err := c.s.db.Now(ctx)
+	if err != nil {
+		return nil, c.s.finish("Now", start, err)
+	}
+	return &api.NowResponse{Timestamp: uint64(ts)}, c.s.finish("Now", start, nil)
+}
+
 // admin returns the Admin, or an Unimplemented status without one.
 func (c clusterService) admin() (Admin, error) {
 	if c.s.admin == nil {

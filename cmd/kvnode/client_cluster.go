@@ -7,10 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/strata-kv/strata/api"
 	"github.com/strata-kv/strata/client"
+	"github.com/strata-kv/strata/txn/tso"
 )
 
 func addClusterCommands(root *cobra.Command, g *globals) {
@@ -46,7 +48,10 @@ func newGroupCmd(name, short, example string) *cobra.Command {
 // are base64 with start_base64 or end_base64 true; an empty end means no
 // upper bound.
 type jsonStatus struct {
-	NodeID uint64      `json:"node_id"`
+	NodeID uint64 `json:"node_id"`
+	// Oracle is a timestamp fresh from the cluster's oracle, in its printed
+	// form (physical.logical), or empty if the oracle did not answer.
+	Oracle string      `json:"oracle_timestamp,omitempty"`
 	Shards []jsonShard `json:"shards"`
 }
 
@@ -81,22 +86,43 @@ func newStatusCmd(g *globals) *cobra.Command {
 [start, end), leader (node ID and client address, when known) and the nodes
 holding a replica. Shard 0 is the system shard, which holds no user keys.
 
+The first line is a timestamp fresh from the cluster's timestamp oracle
+(physical milliseconds.logical counter, and its wall time).
+
 --json also gives the answering node's ID and its own replicas' raft state
 (term, commit, applied, voters, learners).`,
 		Example: `  kvnode status
   kvnode status --json | jq '.shards[] | {id, leader_id}'`,
 		Args: func(cmd *cobra.Command, args []string) error { return wantArgs(cmd, args, 0, 0, "no arguments") },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var st *api.StatusResponse
+			var (
+				st     *api.StatusResponse
+				now    tso.Timestamp
+				nowErr error
+			)
 			err := g.call(cmd, "status", func(ctx context.Context, c *client.Client) (err error) {
-				st, err = c.Status(ctx)
-				return err
+				if st, err = c.Status(ctx); err != nil {
+					return err
+				}
+				// The status stands without the oracle (a cluster with no
+				// system shard leader, or an older node).
+				now, nowErr = c.Now(ctx)
+				return nil
 			})
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), statusJSON(st))
+				js := statusJSON(st)
+				if nowErr == nil {
+					js.Oracle = now.String()
+				}
+				return writeJSON(cmd.OutOrStdout(), js)
+			}
+			if nowErr != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "oracle timestamp: unavailable (%v)\n", nowErr)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "oracle timestamp: %v (%s)\n", now, now.WallTime().Format(time.RFC3339Nano))
 			}
 			return printStatus(cmd.OutOrStdout(), st)
 		},

@@ -14,6 +14,7 @@ import (
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/client"
 	"github.com/strata-kv/strata/server"
+	"github.com/strata-kv/strata/txn/tso"
 	"google.golang.org/grpc"
 )
 
@@ -214,8 +215,14 @@ func TestStatus(t *testing.T) {
 		}
 	}
 	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
-	if len(lines) != 4 {
-		t.Fatalf("status printed %d lines, want a header and 3 shards:\n%s", len(lines), r.stdout)
+	if len(lines) != 5 {
+		t.Fatalf("status printed %d lines, want the oracle's timestamp, a header and 3 shards:\n%s", len(lines), r.stdout)
+	}
+	oracle, lines := strings.Fields(lines[0]), lines[1:]
+	if len(oracle) != 4 || oracle[0] != "oracle" || oracle[1] != "timestamp:" {
+		t.Fatalf("status line 0 = %q, want the oracle's timestamp", oracle)
+	} else if ts, err := tso.Parse(oracle[2]); err != nil || ts == 0 {
+		t.Fatalf("status: oracle timestamp %q: %v", oracle[2], err)
 	}
 	for i, want := range [][]string{
 		{"SHARD", "RANGE", "LEADER", "REPLICAS"},
@@ -235,6 +242,9 @@ func TestStatus(t *testing.T) {
 	var st jsonStatus
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 		t.Fatalf("status --json printed %q: %v", r.stdout, err)
+	}
+	if st.Oracle == "" {
+		t.Errorf("status --json has no oracle timestamp: %s", r.stdout)
 	}
 	if st.NodeID != 1 || len(st.Shards) != 3 || !st.Shards[0].System || st.Shards[0].ID != 1 {
 		t.Fatalf("status --json = %+v", st)

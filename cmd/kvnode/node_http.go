@@ -39,6 +39,9 @@ func (n *node) httpHandler(reg *prometheus.Registry) http.Handler {
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
+	if n.clock != nil {
+		mux.Handle("/debug/clock-offset", debugClockHandler(n.clock))
+	}
 	return mux
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/strata-kv/strata/obs"
 	"github.com/strata-kv/strata/server"
 	"github.com/strata-kv/strata/transport"
+	"github.com/strata-kv/strata/txn/tso"
 	"google.golang.org/grpc"
 )
 
@@ -66,6 +67,9 @@ type node struct {
 
 	// draining is set when shutdown starts; /readyz then says no.
 	draining atomic.Bool
+	// clock is the oracle's clock with the debug offset hook on, or nil
+	// (debug_clock.go).
+	clock *tso.OffsetClock
 }
 
 // runNode runs a node for cfg until ctx ends or a signal arrives, then
@@ -161,6 +165,9 @@ func (n *node) run(ctx context.Context, stdout io.Writer) error {
 		Observer:          observer,
 	}
 	if err := applyDebugEnv(&opts); err != nil {
+		return err
+	}
+	if n.clock, err = applyClockOffsetEnv(os.Getenv, os.Stderr, &opts); err != nil {
 		return err
 	}
 	n.db, err = strata.Open(opts)

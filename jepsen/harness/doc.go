@@ -26,18 +26,21 @@
 //
 // # Clock skew, honestly
 //
-// Strata has no wall-clock dependence in its safety path: raft timing is
-// counted in ticks, and there are no lease reads (raft's tick-counted
-// lease survives only as the planted bug STRATA_DEBUG_UNSAFE_LEASE_READS,
-// which the matrix's expected-failure run must catch). Setting a node's wall
-// clock would therefore test nothing. The clock-skew nemesis instead
-// changes a node's clock RATE: it restarts the node with
-// STRATA_DEBUG_CLOCK_RATE (0.25 to 4), which divides its raft tick interval,
-// so its elections and heartbeats run faster or slower than its peers'.
-// That is the only kind of skew Strata's timing can see. It needs
-// cmd/kvnode to call applyDebugEnv before strata.Open; the harness checks
-// each node's log for the hook's banner and reports a hook that was not
-// applied.
+// Raft timing is counted in ticks and there are no lease reads (raft's
+// tick-counted lease survives only as the planted bug
+// STRATA_DEBUG_UNSAFE_LEASE_READS, which the matrix's expected-failure run
+// must catch), so the only wall clock in Strata's safety path is the one
+// the timestamp oracle reads on the system shard's leader. The clock-skew
+// nemesis skews both: it restarts one node with STRATA_DEBUG_CLOCK_RATE
+// (0.25 to 4), which divides its raft tick interval, so its elections and
+// heartbeats run faster or slower than its peers'; and it jumps the
+// oracle's wall clock on every running node 1 to 10 seconds forward or
+// back through STRATA_DEBUG_CLOCK_OFFSET (set on every node of a run with
+// this nemesis; kvnode then serves PUT /debug/clock-offset), resetting the
+// offsets at Stop. The timestamps workload checks that timestamps never go
+// back. Both hooks need cmd/kvnode to apply them before strata.Open; the
+// harness checks each node's log for the hooks' banners and reports a hook
+// that was not applied.
 //
 // # Workloads
 //
@@ -46,6 +49,8 @@
 // adds (each a put of a new key under a prefix), then a final scan: no
 // acknowledged add may be lost, no element that was never attempted may
 // appear, and no add the client reported as certainly failed may appear.
-// bank and list-append are registered but return ErrNotImplemented until
-// transactions land.
+// timestamps: one client per node fetches timestamps from the cluster's
+// oracle (Cluster.Now); each must be above every one returned before it
+// was asked for, on any node. bank and list-append are registered but
+// return ErrNotImplemented until transactions land.
 package harness

@@ -64,9 +64,7 @@ var nemeses = map[string]func() Nemesis{
 	"partition-oneway": func() Nemesis { return partition{"partition-oneway", oneWayShape} },
 	"kill":             func() Nemesis { return &kill{} },
 	"pause":            func() Nemesis { return &pause{} },
-	"clock-skew": func() Nemesis {
-		return &restartWith{name: "clock-skew", env: "STRATA_DEBUG_CLOCK_RATE", values: []string{"0.25", "0.5", "2", "4"}}
-	},
+	"clock-skew":       func() Nemesis { return newClockSkew() }, // clock.go
 	"slow-disk": func() Nemesis {
 		return &restartWith{name: "slow-disk", env: "STRATA_DEBUG_FSYNC_DELAY", values: []string{"20ms", "50ms", "100ms"}}
 	},

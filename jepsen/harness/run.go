@@ -191,6 +191,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Env = nemesisNodeEnv(cfg.Env, nems)
 	if err := Preflight(ctx, os.Geteuid()); err != nil {
 		return nil, err
 	}
