@@ -172,3 +172,50 @@ func TestSnapshotAt(t *testing.T) {
 		t.Fatalf("SnapshotAt the future: %v, want ErrFutureTimestamp", err)
 	}
 }
+
+// TestSnapshotAllPages: All walks a range bigger than many pages, across
+// shards, in order, and sees the snapshot's state though writes go on.
+func TestSnapshotAllPages(t *testing.T) {
+	db, err := strata.Open(strata.Options{Dir: t.TempDir(), Shards: 4, TickInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := t.Context()
+	value := make([]byte, 4<<10)
+	const n = 1000 // about 4 MiB: several pages of All
+	var ops []strata.BatchOp
+	for i := range n {
+		ops = append(ops, strata.BatchOp{Key: seqKey(i), Value: value})
+	}
+	if err := db.Batch(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := db.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	if err := db.Put(ctx, seqKey(n), value); err != nil {
+		t.Fatal(err)
+	}
+	var got []strata.KV
+	for kv, err := range snap.All(ctx, nil, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, kv)
+	}
+	if _, err := checkPrefix(got, n); err != nil || len(got) != n {
+		t.Fatalf("All yielded %d pairs (%v), want the %d written before the snapshot", len(got), err, n)
+	}
+	for i := 1; i < len(got); i++ {
+		if string(got[i-1].Key) >= string(got[i].Key) {
+			t.Fatalf("out of order at %d", i)
+		}
+	}
+	page, resume, err := snap.ScanPage(ctx, nil, nil, 0, 64<<10, false)
+	if err != nil || len(page) == 0 || resume == nil || len(page) >= n {
+		t.Fatalf("a 64 KiB page: %d pairs, resume %q, %v", len(page), resume, err)
+	}
+}

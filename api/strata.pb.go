@@ -463,7 +463,11 @@ type ScanResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Kvs   []*KeyValue            `protobuf:"bytes,1,rep,name=kvs,proto3" json:"kvs,omitempty"`
 	// timestamp is the timestamp the scan read every shard at.
-	Timestamp     uint64 `protobuf:"varint,2,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	Timestamp uint64 `protobuf:"varint,2,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	// resume_key, when set, says the answer stopped at a size bound (a few
+	// MiB) before the range or limit was done: ask again from resume_key, at
+	// timestamp, for the rest of the same consistent read.
+	ResumeKey     []byte `protobuf:"bytes,3,opt,name=resume_key,json=resumeKey,proto3" json:"resume_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -510,6 +514,13 @@ func (x *ScanResponse) GetTimestamp() uint64 {
 		return x.Timestamp
 	}
 	return 0
+}
+
+func (x *ScanResponse) GetResumeKey() []byte {
+	if x != nil {
+		return x.ResumeKey
+	}
+	return nil
 }
 
 type KeyValue struct {
@@ -1717,10 +1728,12 @@ const file_strata_proto_rawDesc = "" +
 	"\x05limit\x18\x03 \x01(\rR\x05limit\x12\x1b\n" +
 	"\tkeys_only\x18\x04 \x01(\bR\bkeysOnly\x12\x1c\n" +
 	"\ttimestamp\x18\x05 \x01(\x04R\ttimestampB\x06\n" +
-	"\x04_end\"S\n" +
+	"\x04_end\"r\n" +
 	"\fScanResponse\x12%\n" +
 	"\x03kvs\x18\x01 \x03(\v2\x13.strata.v1.KeyValueR\x03kvs\x12\x1c\n" +
-	"\ttimestamp\x18\x02 \x01(\x04R\ttimestamp\"2\n" +
+	"\ttimestamp\x18\x02 \x01(\x04R\ttimestamp\x12\x1d\n" +
+	"\n" +
+	"resume_key\x18\x03 \x01(\fR\tresumeKey\"2\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"g\n" +

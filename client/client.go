@@ -611,17 +611,30 @@ func (c *Client) scan(ctx context.Context, method string, start, end []byte, lim
 	if limit > 0 {
 		req.Limit = uint32(min(limit, math.MaxUint32))
 	}
-	var resp *api.ScanResponse
 	// Sent to the leader of start's shard; the node gathers the other
-	// shards' parts itself.
-	err := c.invoke(ctx, callOpts{method: method, key: start, routed: true}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = api.NewKVClient(cc).Scan(ctx, req)
-		return err
-	})
-	if err != nil {
-		return nil, 0, err
+	// shards' parts itself, and answers in pages of bounded size: the
+	// client asks for the next page at the first page's timestamp until
+	// the range or the limit is done.
+	var out []*api.KeyValue
+	for {
+		var resp *api.ScanResponse
+		err := c.invoke(ctx, callOpts{method: method, key: req.Start, routed: true}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			resp, err = api.NewKVClient(cc).Scan(ctx, req)
+			return err
+		})
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, resp.GetKvs()...)
+		req.Timestamp = resp.GetTimestamp()
+		if len(resp.GetResumeKey()) == 0 || (limit > 0 && len(out) >= limit) {
+			return out, tso.Timestamp(req.Timestamp), nil
+		}
+		req.Start = resp.GetResumeKey()
+		if limit > 0 {
+			req.Limit = uint32(min(limit-len(out), math.MaxUint32))
+		}
 	}
-	return resp.GetKvs(), tso.Timestamp(resp.GetTimestamp()), nil
 }
 
 // Batch applies ms: atomically within a shard; a batch spanning shards is

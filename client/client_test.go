@@ -423,3 +423,53 @@ func TestRequestTimeoutDefault(t *testing.T) {
 func newServer(db *strata.DB, admin server.Admin) (*server.Server, error) {
 	return server.New(server.Config{DB: db, Admin: admin})
 }
+
+// TestScanPagesLargeRanges: a range larger than one answer's size bound
+// comes back whole, in key order, through several pages read at one
+// timestamp; GetAt and ScanAt read the past.
+func TestScanPagesLargeRanges(t *testing.T) {
+	ctx := testCtx(t)
+	c := newClient(t, startNode(t))
+	value := make([]byte, 8<<10)
+	const n = 1200 // about 9.6 MiB: three answers
+	for i := 0; i < n; i += 100 {
+		var ms []Mutation
+		for j := i; j < i+100; j++ {
+			ms = append(ms, Mutation{Key: fmt.Appendf(nil, "%c/%05d", byte(j%2)*0x80, j), Value: value})
+		}
+		if err := c.Batch(ctx, ms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kvs, ts, err := c.ScanAt(ctx, nil, nil, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kvs) != n || ts == 0 {
+		t.Fatalf("scan returned %d pairs at %v, want %d", len(kvs), ts, n)
+	}
+	for i := 1; i < len(kvs); i++ {
+		if bytes.Compare(kvs[i-1].Key, kvs[i].Key) >= 0 {
+			t.Fatalf("pairs out of order at %d: %q then %q", i, kvs[i-1].Key, kvs[i].Key)
+		}
+	}
+	if got, err := c.Scan(ctx, nil, nil, 700); err != nil || len(got) != 700 {
+		t.Fatalf("scan with limit 700: %d pairs, %v", len(got), err)
+	}
+	// The past: delete a key, and read it back at the scan's timestamp.
+	if err := c.Delete(ctx, kvs[0].Key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, kvs[0].Key); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+	if v, err := c.GetAt(ctx, kvs[0].Key, ts); err != nil || len(v) != len(value) {
+		t.Fatalf("GetAt %v: %d bytes, %v", ts, len(v), err)
+	}
+	if old, _, err := c.ScanAt(ctx, nil, nil, 0, ts); err != nil || len(old) != n {
+		t.Fatalf("ScanAt %v: %d pairs, %v", ts, len(old), err)
+	}
+	if _, err := c.GetAt(ctx, kvs[0].Key, ts+1<<40); !errors.Is(err, ErrFutureTimestamp) {
+		t.Fatalf("GetAt the future: %v, want ErrFutureTimestamp", err)
+	}
+}

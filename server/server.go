@@ -192,6 +192,11 @@ func (k kvService) Delete(ctx context.Context, req *api.DeleteRequest) (*api.Del
 	return &api.DeleteResponse{}, k.s.finish("Delete", start, nil)
 }
 
+// MaxScanResponseBytes bounds the keys and values of one Scan answer; a
+// longer scan answers with a resume key (api.ScanResponse.resume_key), so
+// neither the node nor the connection ever holds a whole large range.
+const MaxScanResponseBytes = 4 << 20
+
 func (k kvService) Scan(ctx context.Context, req *api.ScanRequest) (*api.ScanResponse, error) {
 	start := time.Now()
 	var (
@@ -208,16 +213,11 @@ func (k kvService) Scan(ctx context.Context, req *api.ScanRequest) (*api.ScanRes
 	}
 	defer snap.Close()
 	// An unset end is nil (no bound); a set one, even empty, is non-nil.
-	var kvs []strata.KV
-	if req.GetKeysOnly() {
-		kvs, err = snap.ScanKeys(ctx, req.GetStart(), req.End, int(req.GetLimit()))
-	} else {
-		kvs, err = snap.Scan(ctx, req.GetStart(), req.End, int(req.GetLimit()))
-	}
+	kvs, resume, err := snap.ScanPage(ctx, req.GetStart(), req.End, int(req.GetLimit()), MaxScanResponseBytes, req.GetKeysOnly())
 	if err != nil {
 		return nil, k.s.finish("Scan", start, err)
 	}
-	resp := &api.ScanResponse{Kvs: make([]*api.KeyValue, len(kvs)), Timestamp: uint64(snap.Timestamp())}
+	resp := &api.ScanResponse{Kvs: make([]*api.KeyValue, len(kvs)), Timestamp: uint64(snap.Timestamp()), ResumeKey: resume}
 	for i, kv := range kvs {
 		resp.Kvs[i] = &api.KeyValue{Key: kv.Key, Value: kv.Value}
 	}
