@@ -10,7 +10,7 @@ import (
 	"github.com/strata-kv/strata/raftnode"
 )
 
-func init() { register(kvpb.CompareAndSwap, Command{Apply: applyCAS}) }
+func init() { register(&api.CompareAndSwapRequest{}, Command{Apply: applyCAS}) }
 
 // applyCAS compares the user key's newest value, as b holds it (so the
 // earlier writes of the pass and of the same command count), with old:

@@ -8,7 +8,7 @@ import (
 	"github.com/strata-kv/strata/raftnode"
 )
 
-func init() { register(kvpb.Delete, Command{Apply: applyDelete}) }
+func init() { register(&api.DeleteRequest{}, Command{Apply: applyDelete}) }
 
 // applyDelete writes a tombstone at the command's commit timestamp of the user key.
 // Deleting an absent key is not an error.

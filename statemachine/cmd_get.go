@@ -7,7 +7,7 @@ import (
 	"github.com/strata-kv/strata/mvcc"
 )
 
-func init() { register(kvpb.Get, Command{Eval: evalGet}) }
+func init() { register(&api.GetRequest{}, Command{Eval: evalGet}) }
 
 // evalGet reads a user key at the header's timestamp. A value found spends
 // one key and its length from b; a get is never refused for the budget.

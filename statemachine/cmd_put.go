@@ -8,7 +8,7 @@ import (
 	"github.com/strata-kv/strata/raftnode"
 )
 
-func init() { register(kvpb.Put, Command{Apply: applyPut}) }
+func init() { register(&api.PutRequest{}, Command{Apply: applyPut}) }
 
 // applyPut writes the value at the command's commit timestamp of the user key.
 func applyPut(b *pebble.Batch, _ raftnode.Entry, h *kvpb.Header, req *kvpb.RequestUnion) (*kvpb.ResponseUnion, error) {

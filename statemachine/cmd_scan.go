@@ -9,7 +9,7 @@ import (
 	"github.com/strata-kv/strata/mvcc"
 )
 
-func init() { register(kvpb.Scan, Command{Eval: evalScan}) }
+func init() { register(&api.ScanRequest{}, Command{Eval: evalScan}) }
 
 // A scan reads its range in pages of mvcc.Scan, which has no byte bound of
 // its own: the first page has firstScanPage pairs, each next one twice as

@@ -7,7 +7,7 @@ import (
 	"github.com/strata-kv/strata/storage"
 )
 
-func init() { register(kvpb.SystemDelete, Command{Apply: applySystemDelete}) }
+func init() { register(&kvpb.SystemDeleteRequest{}, Command{Apply: applySystemDelete}) }
 
 // applySystemDelete deletes a system key; deleting an absent one is not an
 // error.

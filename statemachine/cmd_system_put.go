@@ -7,7 +7,7 @@ import (
 	"github.com/strata-kv/strata/storage"
 )
 
-func init() { register(kvpb.SystemPut, Command{Apply: applySystemPut}) }
+func init() { register(&kvpb.SystemPutRequest{}, Command{Apply: applySystemPut}) }
 
 // applySystemPut sets a system key. System keys have no versions: the
 // value replaces the old one.

@@ -9,7 +9,7 @@ import (
 	"github.com/strata-kv/strata/storage"
 )
 
-func init() { register(kvpb.SystemScan, Command{Eval: evalSystemScan}) }
+func init() { register(&kvpb.SystemScanRequest{}, Command{Eval: evalSystemScan}) }
 
 // evalSystemScan reads the system keys of [start, end) (end unset: to the
 // end of system data) in key order. System keys have no versions, so the

@@ -11,7 +11,7 @@ import (
 	"github.com/strata-kv/strata/storage"
 )
 
-func init() { register(kvpb.TSOLimit, Command{Apply: applyTSOLimit}) }
+func init() { register(&kvpb.TSOLimitRequest{}, Command{Apply: applyTSOLimit}) }
 
 // applyTSOLimit raises the timestamp oracle's limit in system key
 // kvpb.TSOLimitKey to the request's limit, keeping the larger of the stored

@@ -2,6 +2,7 @@ package statemachine
 
 import (
 	"fmt"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/strata-kv/strata/internal/kvpb"
@@ -28,10 +29,14 @@ type Command struct {
 // files and read-only after.
 var commands = map[kvpb.Method]Command{}
 
-// register records c as the command of method m. It is called from init
-// functions only; registering a method twice, or a read without Eval or a
-// write without Apply, is a programming error and panics at start-up.
-func register(m kvpb.Method, c Command) {
+// register records c as the command of the method whose request is a
+// message of req's type (kvpb.MethodFor): one line in the command's own
+// file, and no method constant. It is called from init functions only;
+// registering a method twice, a request type that is no method, or a read
+// without Eval or a write without Apply, is a programming error and panics
+// at start-up.
+func register(req proto.Message, c Command) {
+	m := kvpb.MethodFor(req)
 	f := m.Flags()
 	_, dup := commands[m]
 	switch {

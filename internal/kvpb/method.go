@@ -368,6 +368,19 @@ func init() {
 // Methods returns every method, in number order.
 func Methods() []Method { return slices.Clone(methods.list) }
 
+// MethodFor returns the method whose request is a message of req's type
+// (e.g. &api.PutRequest{} is Put): a command names its method by its
+// request type, and a new one needs no constant here. Unknown if none.
+func MethodFor(req proto.Message) Method {
+	name := req.ProtoReflect().Descriptor().FullName()
+	for _, m := range methods.list {
+		if methods.info(m).request.Message().FullName() == name {
+			return m
+		}
+	}
+	return Unknown
+}
+
 func (m Method) String() string {
 	if info := methods.info(m); info.request != nil {
 		return info.name

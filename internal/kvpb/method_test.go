@@ -242,3 +242,22 @@ func TestSpan(t *testing.T) {
 		}
 	}
 }
+
+// TestMethodFor: a request message names its method.
+func TestMethodFor(t *testing.T) {
+	for _, tc := range []struct {
+		req  proto.Message
+		want Method
+	}{
+		{&api.PutRequest{}, Put},
+		{&api.CompareAndSwapRequest{}, CompareAndSwap},
+		{&SystemScanRequest{}, SystemScan},
+		{&GetTimestampRequest{}, GetTimestamp},
+		{&api.PutResponse{}, Unknown},
+		{&ShardDescriptor{}, Unknown},
+	} {
+		if got := MethodFor(tc.req); got != tc.want {
+			t.Errorf("MethodFor(%T) = %v, want %v", tc.req, got, tc.want)
+		}
+	}
+}
