@@ -313,11 +313,11 @@ func (fs *FS) Stat(name string) (vfs.FileInfo, error) {
 // MkdirAll, Lock, List, the path functions and GetDiskUsage are the
 // wrapped filesystem's.
 func (fs *FS) MkdirAll(dir string, perm os.FileMode) error { return fs.base.MkdirAll(dir, perm) }
-func (fs *FS) Lock(name string) (io.Closer, error)          { return fs.base.Lock(name) }
-func (fs *FS) List(dir string) ([]string, error)            { return fs.base.List(dir) }
-func (fs *FS) PathBase(path string) string                  { return fs.base.PathBase(path) }
-func (fs *FS) PathJoin(elem ...string) string               { return fs.base.PathJoin(elem...) }
-func (fs *FS) PathDir(path string) string                   { return fs.base.PathDir(path) }
+func (fs *FS) Lock(name string) (io.Closer, error)         { return fs.base.Lock(name) }
+func (fs *FS) List(dir string) ([]string, error)           { return fs.base.List(dir) }
+func (fs *FS) PathBase(path string) string                 { return fs.base.PathBase(path) }
+func (fs *FS) PathJoin(elem ...string) string              { return fs.base.PathJoin(elem...) }
+func (fs *FS) PathDir(path string) string                  { return fs.base.PathDir(path) }
 func (fs *FS) GetDiskUsage(path string) (vfs.DiskUsage, error) {
 	return fs.base.GetDiskUsage(path)
 }
