@@ -16,6 +16,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/internal/powerfs"
 )
 
 // The debug environment variables.
@@ -41,6 +42,11 @@ const (
 	// that the checkers (jepsen's expected-failure run under leader
 	// isolation) must catch.
 	envUnsafeLeaseReads = "STRATA_DEBUG_UNSAFE_LEASE_READS"
+	// envPowerLoss=1 opens the node's store on internal/powerfs: every
+	// write that is not fsynced stays in process memory, so a SIGKILL
+	// loses exactly the unsynced data, as a power failure would (the OS
+	// page cache, which a plain kill keeps, never holds it).
+	envPowerLoss = "STRATA_DEBUG_POWER_LOSS"
 )
 
 // Limits of the debug values: beyond them a node is not skewed or slow but
@@ -94,6 +100,19 @@ func applyDebugEnvFrom(getenv func(string) string, log io.Writer, opts *strata.O
 			opts.FS = &slowSyncFS{FS: fs, delay: d}
 			fmt.Fprintf(log, "%s%s=%s: every fsync of the node's data sleeps %v first: a slow disk (for fault-injection tests only)\n",
 				debugHookBanner, envFsyncDelay, s, d)
+		}
+	}
+	if s := getenv(envPowerLoss); s != "" {
+		on, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%s=%q: want 1 or 0", envPowerLoss, s)
+		}
+		if on {
+			// Over the slow disk if both are set: a sync writes the
+			// data out, then sleeps in the slow disk's sync.
+			opts.FS = powerfs.New(opts.FS)
+			fmt.Fprintf(log, "%s%s=%s: unsynced writes are kept in memory only: a kill -9 loses them as a power failure would (for fault-injection tests only)\n",
+				debugHookBanner, envPowerLoss, s)
 		}
 	}
 	if s := getenv(envUnsafeLocalReads); s != "" {
