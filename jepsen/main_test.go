@@ -38,3 +38,25 @@ func TestShortMatrixPlantsBothUnsafeReads(t *testing.T) {
 		}
 	}
 }
+
+// TestShortMatrixHasPowerLossAndMembership checks that make jepsen runs
+// the power-loss and membership nemeses with the register and set
+// workloads.
+func TestShortMatrixHasPowerLossAndMembership(t *testing.T) {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	runs := matrixRuns("short", harness.Config{Workloads: []string{"register", "set"}}, "out", fs)
+	for _, nemesis := range []string{"power-loss", "membership"} {
+		found := false
+		for _, r := range runs {
+			if slices.Equal(r.Nemeses, []string{nemesis}) && !r.ExpectViolation {
+				found = true
+				if !slices.Equal(r.Workloads, []string{"register", "set"}) {
+					t.Errorf("%s run has workloads %v", nemesis, r.Workloads)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no %s run in the short matrix", nemesis)
+		}
+	}
+}

@@ -39,6 +39,24 @@
 // each node's log for the hook's banner and reports a hook that was not
 // applied.
 //
+// # Power loss
+//
+// A kill -9 keeps what the process wrote into the OS page cache, synced or
+// not, so it cannot find a missing fsync. The power-loss nemesis runs every
+// node with STRATA_DEBUG_POWER_LOSS=1, which opens its store on
+// internal/powerfs: writes stay in process memory until fsynced, so a
+// kill -9 loses exactly the unsynced data. Each round it cuts one node or,
+// one round in three, every node at once, and restarts them. powerfs makes
+// file data durable only at a sync; directory entries (creates, renames,
+// removes) reach the OS at once and survive as if the directory had been
+// synced.
+//
+// # Membership
+//
+// The membership nemesis removes a node (kvnode node remove), wipes it,
+// has it rejoin and adds its replicas back; in about half the rounds the
+// node is killed first and removed while it is down.
+//
 // # Workloads
 //
 // register: get, put and compare-and-swap on a small set of keys, a unique

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -190,6 +191,13 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	nems, err := NewNemeses(cfg.Nemeses)
 	if err != nil {
 		return nil, err
+	}
+	// Nemeses that act on nodes started with a debug hook (power-loss)
+	// have every node started with it.
+	for _, kv := range NodeEnv(cfg.Nemeses) {
+		if !slices.Contains(cfg.Env, kv) {
+			cfg.Env = append(slices.Clone(cfg.Env), kv)
+		}
 	}
 	if err := Preflight(ctx, os.Geteuid()); err != nil {
 		return nil, err
