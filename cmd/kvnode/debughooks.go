@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -58,6 +59,9 @@ const (
 	maxFsyncDelay   = 10 * time.Second
 	defaultTickDbg  = 100 * time.Millisecond // strata.Options.TickInterval's default
 	debugHookBanner = "kvnode: DEBUG HOOK ACTIVE: "
+	// powerLossJournal is the file, in the data directory, where
+	// envPowerLoss keeps the names of files not yet durable.
+	powerLossJournal = ".powerfs-entries"
 )
 
 // applyDebugEnv applies the STRATA_DEBUG_* environment variables to opts,
@@ -110,8 +114,19 @@ func applyDebugEnvFrom(getenv func(string) string, log io.Writer, opts *strata.O
 		if on {
 			// Over the slow disk if both are set: a sync writes the
 			// data out, then sleeps in the slow disk's sync.
-			opts.FS = powerfs.New(opts.FS)
-			fmt.Fprintf(log, "%s%s=%s: unsynced writes are kept in memory only: a kill -9 loses them as a power failure would (for fault-injection tests only)\n",
+			// New files are durable only once their directory is
+			// synced: the names not yet durable are kept in a journal
+			// in the data directory, and removed here, at the next start.
+			var journal string
+			if opts.Dir != "" {
+				journal = filepath.Join(opts.Dir, powerLossJournal)
+			}
+			fs, err := powerfs.Open(opts.FS, powerfs.Options{EntryJournal: journal})
+			if err != nil {
+				return fmt.Errorf("%s=%s: %w", envPowerLoss, s, err)
+			}
+			opts.FS = fs
+			fmt.Fprintf(log, "%s%s=%s: unsynced writes are kept in memory only, and new files are durable only at a sync of their directory: a kill -9 loses them as a power failure would (for fault-injection tests only)\n",
 				debugHookBanner, envPowerLoss, s)
 		}
 	}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -195,9 +198,20 @@ func TestDebugEnvFsyncDelay(t *testing.T) {
 
 func TestDebugEnvPowerLoss(t *testing.T) {
 	var log bytes.Buffer
-	opts := strata.Options{}
+	dir := t.TempDir()
+	// A file created by a killed node whose directory it never synced.
+	if err := os.WriteFile(filepath.Join(dir, powerLossJournal), []byte(filepath.Join(dir, "000007.sst")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "000007.sst"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := strata.Options{Dir: dir}
 	if err := applyDebugEnvFrom(envOf(map[string]string{envPowerLoss: "1"}), &log, &opts); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "000007.sst")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a file the killed node had not made durable is still there: %v", err)
 	}
 	if p, ok := opts.FS.(*powerfs.FS); !ok || p.Unwrap() != vfs.Default {
 		t.Fatalf("FS = %T, want a powerfs.FS over vfs.Default", opts.FS)

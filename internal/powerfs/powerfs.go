@@ -9,11 +9,12 @@
 // SIGKILL (which keeps the OS page cache, unlike a power failure) loses
 // exactly the unsynced writes, as a power failure would.
 //
-// What it does not simulate: directory entries. Creating, renaming,
-// linking and removing files go to the wrapped filesystem at once, so they
-// survive a kill as if their directory had been synced. A power failure
-// may also lose those until the directory is synced, and may keep a part
-// of the unsynced data (a torn write); powerfs always loses all of it.
+// Directory entries: with Options.EntryJournal (see Open), a file created
+// or linked is lost at the next Open unless its directory was synced
+// after; without it, and for renames and removes always, the change goes
+// to the wrapped filesystem at once and survives a kill as if the
+// directory had been synced. A power failure may also keep a part of the
+// unsynced data (a torn write); powerfs always loses all of it.
 // SyncTo, which only asks the OS to start writing a prefix back and
 // promises nothing, keeps the data in memory and reports a partial sync.
 //
@@ -27,6 +28,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -41,6 +43,9 @@ var ErrReadOnly = errors.New("powerfs: file is open for reading only")
 type FS struct {
 	// base holds the synced state of every file.
 	base vfs.FS
+	// journal is Options.EntryJournal, cleaned; "" when entries are not
+	// simulated.
+	journal string
 
 	mu struct {
 		sync.Mutex
@@ -48,6 +53,9 @@ type FS struct {
 		// cleaned name. Hard links share one inode. An inode leaves the
 		// map when it has neither.
 		inodes map[string]*inode
+		// newEntries are the cleaned names created since their
+		// directory's last sync (with a journal only).
+		newEntries map[string]bool
 	}
 }
 
@@ -192,6 +200,11 @@ func (fs *FS) wrap(name string, f vfs.File, err error, writable, fresh bool) (vf
 // file is synced.
 func (fs *FS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
 	f, err := fs.base.Create(name, category)
+	if err == nil {
+		if err = fs.entryCreated(name); err != nil {
+			f.Close()
+		}
+	}
 	return fs.wrap(name, f, err, true, true)
 }
 
@@ -203,13 +216,24 @@ func (fs *FS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
 
 // OpenReadWrite opens name for reading and writing, creating it if needed.
 func (fs *FS) OpenReadWrite(name string, category vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	_, statErr := fs.base.Stat(name)
 	f, err := fs.base.OpenReadWrite(name, category, opts...)
+	if err == nil && errors.Is(statErr, os.ErrNotExist) {
+		if err = fs.entryCreated(name); err != nil {
+			f.Close()
+		}
+	}
 	return fs.wrap(name, f, err, true, false)
 }
 
-// OpenDir opens a directory; its Sync syncs the wrapped directory.
+// OpenDir opens a directory; its Sync syncs the wrapped directory and
+// makes the entries created in it durable.
 func (fs *FS) OpenDir(name string) (vfs.File, error) {
-	return fs.base.OpenDir(name)
+	f, err := fs.base.OpenDir(name)
+	if err != nil {
+		return nil, err
+	}
+	return &dirFile{File: f, fs: fs, name: name}, nil
 }
 
 // ReuseForWrite renames oldname to newname and opens it for writing
@@ -225,6 +249,9 @@ func (fs *FS) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCateg
 // Link makes newname a hard link to oldname; the two share unsynced data.
 func (fs *FS) Link(oldname, newname string) error {
 	if err := fs.base.Link(oldname, newname); err != nil {
+		return err
+	}
+	if err := fs.entryCreated(newname); err != nil {
 		return err
 	}
 	fs.mu.Lock()
@@ -244,14 +271,14 @@ func (fs *FS) Remove(name string) error {
 		return err
 	}
 	fs.unname(fs.key(name), false)
-	return nil
+	return fs.entriesRemoved(name, false)
 }
 
 // RemoveAll removes name and everything under it.
 func (fs *FS) RemoveAll(name string) error {
 	err := fs.base.RemoveAll(name)
 	fs.unname(fs.key(name), true)
-	return err
+	return errors.Join(err, fs.entriesRemoved(name, true))
 }
 
 // unname drops the name k (and, with under, every name below it).
@@ -274,6 +301,9 @@ func (fs *FS) unname(k string, under bool) {
 // Rename renames oldname to newname; unsynced data moves with the file.
 func (fs *FS) Rename(oldname, newname string) error {
 	if err := fs.base.Rename(oldname, newname); err != nil {
+		return err
+	}
+	if err := fs.entryRenamed(oldname, newname); err != nil {
 		return err
 	}
 	fs.mu.Lock()
@@ -314,12 +344,21 @@ func (fs *FS) Stat(name string) (vfs.FileInfo, error) {
 // wrapped filesystem's.
 func (fs *FS) MkdirAll(dir string, perm os.FileMode) error { return fs.base.MkdirAll(dir, perm) }
 func (fs *FS) Lock(name string) (io.Closer, error)         { return fs.base.Lock(name) }
-func (fs *FS) List(dir string) ([]string, error)           { return fs.base.List(dir) }
-func (fs *FS) PathBase(path string) string                 { return fs.base.PathBase(path) }
-func (fs *FS) PathJoin(elem ...string) string              { return fs.base.PathJoin(elem...) }
-func (fs *FS) PathDir(path string) string                  { return fs.base.PathDir(path) }
+
+func (fs *FS) PathBase(path string) string    { return fs.base.PathBase(path) }
+func (fs *FS) PathJoin(elem ...string) string { return fs.base.PathJoin(elem...) }
+func (fs *FS) PathDir(path string) string     { return fs.base.PathDir(path) }
 func (fs *FS) GetDiskUsage(path string) (vfs.DiskUsage, error) {
 	return fs.base.GetDiskUsage(path)
+}
+
+// List lists dir, without the entry journal.
+func (fs *FS) List(dir string) ([]string, error) {
+	names, err := fs.base.List(dir)
+	if err != nil || fs.journal == "" || fs.key(dir) != filepath.Dir(fs.journal) {
+		return names, err
+	}
+	return slices.DeleteFunc(names, func(n string) bool { return n == filepath.Base(fs.journal) }), nil
 }
 
 // dropLocked forgets the unsynced writes. ino.mu is held.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -234,7 +235,10 @@ func TestMain(m *testing.M) {
 // until Pebble has written the second to its WAL file (in memory), and
 // kills itself with SIGKILL.
 func pebbleChild(dir string) error {
-	fs := New(vfs.Default)
+	fs, err := Open(vfs.Default, Options{EntryJournal: filepath.Join(dir, ".powerfs-entries")})
+	if err != nil {
+		return err
+	}
 	db, err := pebble.Open(dir, &pebble.Options{FS: fs})
 	if err != nil {
 		return err
@@ -273,7 +277,12 @@ func TestPebbleKilled(t *testing.T) {
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("child did not die of SIGKILL: %v\n%s", err, out)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{FS: vfs.Default})
+	// As kvnode restarts: the journal's entries go first.
+	fs, err := Open(vfs.Default, Options{EntryJournal: filepath.Join(dir, ".powerfs-entries")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := pebble.Open(dir, &pebble.Options{FS: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,4 +298,79 @@ func TestPebbleKilled(t *testing.T) {
 		}
 		t.Fatalf("unsynced write survived the kill: %v", err)
 	}
+}
+
+func exists(t *testing.T, name string) bool {
+	t.Helper()
+	_, err := os.Stat(name)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// TestEntriesDurableAtDirSync: with a journal, a file created since its
+// directory's last sync is gone after a kill (the next Open), synced data
+// or not; a rename keeps the durability of the entry it moves.
+func TestEntriesDurableAtDirSync(t *testing.T) {
+	dir := t.TempDir()
+	journal := filepath.Join(dir, ".journal")
+	fs, err := Open(vfs.Default, Options{EntryJournal: journal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(name string) {
+		f, err := fs.Create(filepath.Join(dir, name), vfs.WriteCategoryUnspecified)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, f, name)
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("early")
+	create("moved")
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	create("late")     // after the directory's sync
+	create("late-tmp") // renamed: still not durable
+	if err := fs.Rename(filepath.Join(dir, "late-tmp"), filepath.Join(dir, "late-renamed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Rename(filepath.Join(dir, "moved"), filepath.Join(dir, "moved-renamed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Link(filepath.Join(dir, "early"), filepath.Join(dir, "early-link")); err != nil {
+		t.Fatal(err)
+	}
+	names, err := fs.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(names, ".journal") || len(names) != 5 {
+		t.Fatalf("List = %v, want 5 names and no journal", names)
+	}
+
+	// The kill: the next process opens the directory.
+	if _, err := Open(vfs.Default, Options{EntryJournal: journal}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{
+		"early": true, "moved-renamed": true,
+		"late": false, "late-renamed": false, "early-link": false,
+	} {
+		if got := exists(t, filepath.Join(dir, name)); got != want {
+			t.Errorf("%s exists = %v after the kill, want %v", name, got, want)
+		}
+	}
+	d.Close()
 }

@@ -46,10 +46,11 @@
 // node with STRATA_DEBUG_POWER_LOSS=1, which opens its store on
 // internal/powerfs: writes stay in process memory until fsynced, so a
 // kill -9 loses exactly the unsynced data. Each round it cuts one node or,
-// one round in three, every node at once, and restarts them. powerfs makes
-// file data durable only at a sync; directory entries (creates, renames,
-// removes) reach the OS at once and survive as if the directory had been
-// synced.
+// one round in three, every node at once, and restarts them. File data is
+// durable only at its file's sync and a new file's name only at its
+// directory's sync (the node removes the names it had not made durable
+// when it starts again); renames and removes reach the OS at once, as if
+// the directory had been synced.
 //
 // # Membership
 //
