@@ -176,12 +176,6 @@ func (fs *FS) forgetLocked(ino *inode) {
 	}
 }
 
-func (fs *FS) forget(ino *inode) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	fs.forgetLocked(ino)
-}
-
 func (fs *FS) wrap(name string, f vfs.File, err error, writable, fresh bool) (vfs.File, error) {
 	if err != nil {
 		return nil, err
@@ -578,19 +572,32 @@ func (h *file) Stat() (vfs.FileInfo, error) {
 // sync); a writer closed while some are pending keeps its wrapped handle
 // open so that a later sync can still write them.
 func (h *file) Close() error {
-	ino := h.ino
+	fs, ino := h.fs, h.ino
+	fs.mu.Lock()
+	named := false
+	for _, v := range fs.mu.inodes {
+		if v == ino {
+			named = true
+			break
+		}
+	}
 	ino.mu.Lock()
 	ino.mu.refs--
 	delete(ino.mu.writers, h)
-	keep := h.writable && len(ino.mu.pending) > 0
+	keep := h.writable && named && len(ino.mu.pending) > 0
 	if keep {
 		if ino.mu.keeper != nil {
 			_ = ino.mu.keeper.Close()
 		}
 		ino.mu.keeper = h.f
 	}
+	if !named && ino.mu.refs == 0 {
+		// Removed and now closed: nothing can reach its writes.
+		ino.dropLocked()
+	}
 	ino.mu.Unlock()
-	h.fs.forget(ino)
+	fs.forgetLocked(ino)
+	fs.mu.Unlock()
 	if keep {
 		return nil
 	}

@@ -215,6 +215,22 @@ func TestNamesFollowUnsyncedData(t *testing.T) {
 	if _, err := fs.Stat(a); err == nil {
 		t.Fatal("removed file still there")
 	}
+	// Removed while open, written, closed: nothing is kept.
+	h, err := fs.Create(a, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Remove(a); err != nil {
+		t.Fatal(err)
+	}
+	write(t, h, "orphan")
+	ino := h.(*file).ino
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ino.mu.pending != nil || ino.mu.keeper != nil {
+		t.Fatalf("a removed, closed file keeps %d writes and handle %v", len(ino.mu.pending), ino.mu.keeper)
+	}
 }
 
 const childEnv = "POWERFS_TEST_PEBBLE_DIR"
