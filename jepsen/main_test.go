@@ -11,7 +11,7 @@ import (
 
 // TestShortMatrixPlantsBothUnsafeReads checks that make jepsen's matrix
 // ends with the runs that must fail: unsafe local reads under leader
-// isolation and unsafe lease reads under leader isolation, each with its
+// isolation and unsafe lease reads under pause-leader, each with its
 // debug hook.
 func TestShortMatrixPlantsBothUnsafeReads(t *testing.T) {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
@@ -26,7 +26,7 @@ func TestShortMatrixPlantsBothUnsafeReads(t *testing.T) {
 	}
 	for i, want := range []struct{ env, nemesis string }{
 		{"STRATA_DEBUG_UNSAFE_LOCAL_READS=1", "partition-leader"},
-		{"STRATA_DEBUG_UNSAFE_LEASE_READS=1", "partition-leader"},
+		{"STRATA_DEBUG_UNSAFE_LEASE_READS=1", "pause-leader"},
 	} {
 		r := runs[len(runs)-2+i]
 		if !r.ExpectViolation || !slices.Equal(r.Env, []string{"X=1", want.env}) ||

@@ -58,6 +58,15 @@
 // has it rejoin and adds its replicas back; in about half the rounds the
 // node is killed first and removed while it is down.
 //
+// # Pausing a leader
+//
+// pause-leader cuts the leader of a user shard off from its peers and
+// SIGSTOPs it until the others have elected a new leader, then resumes it
+// still cut off: its raft ticks stood still, so it believes it leads for
+// up to two more election timeouts. A node that answers reads from a
+// tick-counted lease (the planted STRATA_DEBUG_UNSAFE_LEASE_READS) serves
+// stale reads then, which the matrix's expected-failure run must catch.
+//
 // # Workloads
 //
 // register: get, put and compare-and-swap on a small set of keys, a unique

@@ -76,6 +76,7 @@ var nemeses = map[string]func() Nemesis{
 	"partition-oneway": func() Nemesis { return partition{"partition-oneway", oneWayShape} },
 	"kill":             func() Nemesis { return &kill{} },
 	"pause":            func() Nemesis { return &pause{} },
+	"pause-leader":     func() Nemesis { return &pauseLeader{} },
 	"clock-skew": func() Nemesis {
 		return &restartWith{name: "clock-skew", env: "STRATA_DEBUG_CLOCK_RATE", values: []string{"0.25", "0.5", "2", "4"}}
 	},
@@ -113,7 +114,7 @@ func NodeEnv(names []string) []string {
 // NemesisNames lists every nemesis, in a fixed order.
 func NemesisNames() []string {
 	return []string{"partition-halves", "partition-leader", "partition-bridge", "partition-ring",
-		"partition-oneway", "kill", "pause", "clock-skew", "slow-disk", "membership", "power-loss"}
+		"partition-oneway", "kill", "pause", "pause-leader", "clock-skew", "slow-disk", "membership", "power-loss"}
 }
 
 // NewNemeses returns the nemeses named, or an error naming an unknown one.
@@ -193,6 +194,17 @@ func oneWayShape(_ context.Context, e *NemesisEnv) (string, []Link, error) {
 // client's Status.
 func leaderShape(ctx context.Context, e *NemesisEnv) (string, []Link, error) {
 	n := len(e.Cluster.Nodes)
+	node, desc := shardLeader(ctx, e)
+	if node == nil {
+		k := e.Rng.IntN(n)
+		return fmt.Sprintf("%s: isolated n%d", desc, k+1), isolateLinks(n, k), nil
+	}
+	return "isolated " + desc, isolateLinks(n, node.Index), nil
+}
+
+// shardLeader returns the leader of a random user shard, found with the
+// client's Status, and describes it; or nil and why not.
+func shardLeader(ctx context.Context, e *NemesisEnv) (*Node, string) {
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	st, err := e.Admin.Status(sctx)
 	cancel()
@@ -205,12 +217,64 @@ func leaderShape(ctx context.Context, e *NemesisEnv) (string, []Link, error) {
 		}
 	}
 	if len(leaders) == 0 {
-		k := e.Rng.IntN(n)
-		return fmt.Sprintf("no shard leader known (status: %v): isolated n%d", err, k+1), isolateLinks(n, k), nil
+		return nil, fmt.Sprintf("no shard leader known (status: %v)", err)
 	}
 	l := leaders[e.Rng.IntN(len(leaders))]
 	node := e.Cluster.ByID(l.id)
-	return fmt.Sprintf("isolated n%d (id %d), leader of shard %d", node.Index+1, l.id, l.shard), isolateLinks(n, node.Index), nil
+	return node, fmt.Sprintf("n%d (id %d), leader of shard %d", node.Index+1, l.id, l.shard)
+}
+
+// pauseLeader cuts the leader of a random user shard off from its peers
+// and SIGSTOPs it for longer than two election timeouts, so that the
+// others elect a new leader and take writes; then it resumes it, still
+// cut off. Its raft ticks did not run while it was stopped, so it still
+// believes it leads, with a valid lease, for up to two election timeouts
+// of its own, while clients that only know it (pinned to it) come back:
+// the case a lease read must not survive. Stop heals the links.
+type pauseLeader struct {
+	victim *Node
+	// pauseFor is how long the leader is stopped. Default: 3s (two
+	// election timeouts of 1s, and some).
+	pauseFor time.Duration
+}
+
+func (p *pauseLeader) Name() string { return "pause-leader" }
+
+func (p *pauseLeader) Start(ctx context.Context, e *NemesisEnv) (string, error) {
+	n, desc := shardLeader(ctx, e)
+	if n == nil || e.claimed[n.Index] || !n.Running() || n.Paused() {
+		return desc + ": left alone", nil
+	}
+	e.claimed[n.Index] = true
+	if err := e.Net.Drop(ctx, isolateLinks(len(e.Cluster.Nodes), n.Index)); err != nil {
+		return "", err
+	}
+	if err := e.Cluster.Pause(n); err != nil {
+		return "", err
+	}
+	p.victim = n
+	d := p.pauseFor
+	if d == 0 {
+		d = 3 * time.Second
+	}
+	if !sleepCtx(ctx, d) {
+		return "", ctx.Err()
+	}
+	if err := e.Cluster.Resume(n); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("isolated %s, SIGSTOP for %v, SIGCONT still isolated", desc, d), nil
+}
+
+func (p *pauseLeader) Stop(ctx context.Context, e *NemesisEnv) (string, error) {
+	n := p.victim
+	p.victim = nil
+	if n != nil && n.Paused() {
+		if err := e.Cluster.Resume(n); err != nil {
+			return "", err
+		}
+	}
+	return "healed every link", e.Net.Heal(ctx)
 }
 
 // ---- processes
