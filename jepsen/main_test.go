@@ -11,7 +11,7 @@ import (
 
 // TestShortMatrixPlantsBothUnsafeReads checks that make jepsen's matrix
 // ends with the runs that must fail: unsafe local reads under leader
-// isolation and unsafe lease reads under leader isolation, each with its
+// isolation and unsafe lease reads under pause-leader, each with its
 // debug hook.
 func TestShortMatrixPlantsBothUnsafeReads(t *testing.T) {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
@@ -26,7 +26,7 @@ func TestShortMatrixPlantsBothUnsafeReads(t *testing.T) {
 	}
 	for i, want := range []struct{ env, nemesis string }{
 		{"STRATA_DEBUG_UNSAFE_LOCAL_READS=1", "partition-leader"},
-		{"STRATA_DEBUG_UNSAFE_LEASE_READS=1", "partition-leader"},
+		{"STRATA_DEBUG_UNSAFE_LEASE_READS=1", "pause-leader"},
 	} {
 		r := runs[len(runs)-2+i]
 		if !r.ExpectViolation || !slices.Equal(r.Env, []string{"X=1", want.env}) ||
@@ -35,6 +35,28 @@ func TestShortMatrixPlantsBothUnsafeReads(t *testing.T) {
 		}
 		if !strings.Contains(r.Dir, "expected-failure") {
 			t.Errorf("expected-failure run %d: dir %s", i, r.Dir)
+		}
+	}
+}
+
+// TestShortMatrixHasPowerLossAndMembership checks that make jepsen runs
+// the power-loss and membership nemeses with the register and set
+// workloads.
+func TestShortMatrixHasPowerLossAndMembership(t *testing.T) {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	runs := matrixRuns("short", harness.Config{Workloads: []string{"register", "set"}}, "out", fs)
+	for _, nemesis := range []string{"power-loss", "membership"} {
+		found := false
+		for _, r := range runs {
+			if slices.Equal(r.Nemeses, []string{nemesis}) && !r.ExpectViolation {
+				found = true
+				if !slices.Equal(r.Workloads, []string{"register", "set"}) {
+					t.Errorf("%s run has workloads %v", nemesis, r.Workloads)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no %s run in the short matrix", nemesis)
 		}
 	}
 }

@@ -11,11 +11,13 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/internal/powerfs"
 )
 
 // The debug environment variables.
@@ -41,6 +43,11 @@ const (
 	// that the checkers (jepsen's expected-failure run under leader
 	// isolation) must catch.
 	envUnsafeLeaseReads = "STRATA_DEBUG_UNSAFE_LEASE_READS"
+	// envPowerLoss=1 opens the node's store on internal/powerfs: every
+	// write that is not fsynced stays in process memory, so a SIGKILL
+	// loses exactly the unsynced data, as a power failure would (the OS
+	// page cache, which a plain kill keeps, never holds it).
+	envPowerLoss = "STRATA_DEBUG_POWER_LOSS"
 )
 
 // Limits of the debug values: beyond them a node is not skewed or slow but
@@ -52,6 +59,9 @@ const (
 	maxFsyncDelay   = 10 * time.Second
 	defaultTickDbg  = 100 * time.Millisecond // strata.Options.TickInterval's default
 	debugHookBanner = "kvnode: DEBUG HOOK ACTIVE: "
+	// powerLossJournal is the file, in the data directory, where
+	// envPowerLoss keeps the names of files not yet durable.
+	powerLossJournal = ".powerfs-entries"
 )
 
 // applyDebugEnv applies the STRATA_DEBUG_* environment variables to opts,
@@ -94,6 +104,30 @@ func applyDebugEnvFrom(getenv func(string) string, log io.Writer, opts *strata.O
 			opts.FS = &slowSyncFS{FS: fs, delay: d}
 			fmt.Fprintf(log, "%s%s=%s: every fsync of the node's data sleeps %v first: a slow disk (for fault-injection tests only)\n",
 				debugHookBanner, envFsyncDelay, s, d)
+		}
+	}
+	if s := getenv(envPowerLoss); s != "" {
+		on, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%s=%q: want 1 or 0", envPowerLoss, s)
+		}
+		if on {
+			// Over the slow disk if both are set: a sync writes the
+			// data out, then sleeps in the slow disk's sync.
+			// New files are durable only once their directory is
+			// synced: the names not yet durable are kept in a journal
+			// in the data directory, and removed here, at the next start.
+			var journal string
+			if opts.Dir != "" {
+				journal = filepath.Join(opts.Dir, powerLossJournal)
+			}
+			fs, err := powerfs.Open(opts.FS, powerfs.Options{EntryJournal: journal})
+			if err != nil {
+				return fmt.Errorf("%s=%s: %w", envPowerLoss, s, err)
+			}
+			opts.FS = fs
+			fmt.Fprintf(log, "%s%s=%s: unsynced writes are kept in memory only, and new files are durable only at a sync of their directory: a kill -9 loses them as a power failure would (for fault-injection tests only)\n",
+				debugHookBanner, envPowerLoss, s)
 		}
 	}
 	if s := getenv(envUnsafeLocalReads); s != "" {

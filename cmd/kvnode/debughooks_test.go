@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/internal/powerfs"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -65,6 +69,7 @@ func TestDebugEnvInvalid(t *testing.T) {
 		{envFsyncDelay: "1h"},
 		{envUnsafeLocalReads: "yes please"},
 		{envUnsafeLeaseReads: "maybe"},
+		{envPowerLoss: "on a whim"},
 	} {
 		var log bytes.Buffer
 		opts := strata.Options{}
@@ -188,5 +193,45 @@ func TestDebugEnvFsyncDelay(t *testing.T) {
 	opts = strata.Options{}
 	if err := applyDebugEnvFrom(envOf(map[string]string{envFsyncDelay: "0s"}), &log, &opts); err != nil || opts.FS != nil {
 		t.Fatalf("0s: FS %T, err %v", opts.FS, err)
+	}
+}
+
+func TestDebugEnvPowerLoss(t *testing.T) {
+	var log bytes.Buffer
+	dir := t.TempDir()
+	// A file created by a killed node whose directory it never synced.
+	if err := os.WriteFile(filepath.Join(dir, powerLossJournal), []byte(filepath.Join(dir, "000007.sst")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "000007.sst"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := strata.Options{Dir: dir}
+	if err := applyDebugEnvFrom(envOf(map[string]string{envPowerLoss: "1"}), &log, &opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "000007.sst")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a file the killed node had not made durable is still there: %v", err)
+	}
+	if p, ok := opts.FS.(*powerfs.FS); !ok || p.Unwrap() != vfs.Default {
+		t.Fatalf("FS = %T, want a powerfs.FS over vfs.Default", opts.FS)
+	}
+	if !strings.HasPrefix(log.String(), debugHookBanner+envPowerLoss+"=1") {
+		t.Fatalf("log %q does not announce the hook", log.String())
+	}
+	// With the slow disk too, the power-loss filesystem wraps it.
+	opts = strata.Options{}
+	if err := applyDebugEnvFrom(envOf(map[string]string{envPowerLoss: "1", envFsyncDelay: "1ms"}), &log, &opts); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := opts.FS.(*powerfs.FS); !ok {
+		t.Fatalf("FS = %T, want a powerfs.FS", opts.FS)
+	} else if _, ok := p.Unwrap().(*slowSyncFS); !ok {
+		t.Fatalf("powerfs wraps %T, want the slow disk", p.Unwrap())
+	}
+	opts = strata.Options{}
+	log.Reset()
+	if err := applyDebugEnvFrom(envOf(map[string]string{envPowerLoss: "0"}), &log, &opts); err != nil || opts.FS != nil || log.Len() != 0 {
+		t.Fatalf("=0: FS %T, err %v, logged %q", opts.FS, err, log.String())
 	}
 }

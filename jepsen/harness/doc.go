@@ -42,6 +42,34 @@
 // harness checks each node's log for the hooks' banners and reports a hook
 // that was not applied.
 //
+// # Power loss
+//
+// A kill -9 keeps what the process wrote into the OS page cache, synced or
+// not, so it cannot find a missing fsync. The power-loss nemesis runs every
+// node with STRATA_DEBUG_POWER_LOSS=1, which opens its store on
+// internal/powerfs: writes stay in process memory until fsynced, so a
+// kill -9 loses exactly the unsynced data. Each round it cuts one node or,
+// one round in three, every node at once, and restarts them. File data is
+// durable only at its file's sync and a new file's name only at its
+// directory's sync (the node removes the names it had not made durable
+// when it starts again); renames and removes reach the OS at once, as if
+// the directory had been synced.
+//
+// # Membership
+//
+// The membership nemesis removes a node (kvnode node remove), wipes it,
+// has it rejoin and adds its replicas back; in about half the rounds the
+// node is killed first and removed while it is down.
+//
+// # Pausing a leader
+//
+// pause-leader cuts the leader of a user shard off from its peers and
+// SIGSTOPs it until the others have elected a new leader, then resumes it
+// still cut off: its raft ticks stood still, so it believes it leads for
+// up to two more election timeouts. A node that answers reads from a
+// tick-counted lease (the planted STRATA_DEBUG_UNSAFE_LEASE_READS) serves
+// stale reads then, which the matrix's expected-failure run must catch.
+//
 // # Workloads
 //
 // register: get, put and compare-and-swap on a small set of keys, a unique

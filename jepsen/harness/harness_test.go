@@ -134,6 +134,15 @@ func TestWorkloadRegistry(t *testing.T) {
 	}
 }
 
+func TestNodeEnv(t *testing.T) {
+	if got := NodeEnv([]string{"kill", "power-loss", "pause"}); !slices.Equal(got, []string{PowerLossEnv + "=1"}) {
+		t.Fatalf("NodeEnv with power-loss = %v", got)
+	}
+	if got := NodeEnv([]string{"kill", "membership"}); len(got) != 0 {
+		t.Fatalf("NodeEnv without power-loss = %v", got)
+	}
+}
+
 func TestSetCheck(t *testing.T) {
 	env := &Env{Dir: t.TempDir()}
 	s := &Set{}

@@ -46,6 +46,18 @@ func (e *NemesisEnv) claim() *Node {
 	return n
 }
 
+// claimAll claims every running node no other nemesis claimed this round.
+func (e *NemesisEnv) claimAll() []*Node {
+	var out []*Node
+	for _, n := range e.Cluster.Nodes {
+		if !e.claimed[n.Index] && n.Running() && !n.Paused() {
+			e.claimed[n.Index] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // Nemesis injects one kind of fault.
 type Nemesis interface {
 	// Name is the nemesis's name on the command line.
@@ -64,17 +76,37 @@ var nemeses = map[string]func() Nemesis{
 	"partition-oneway": func() Nemesis { return partition{"partition-oneway", oneWayShape} },
 	"kill":             func() Nemesis { return &kill{} },
 	"pause":            func() Nemesis { return &pause{} },
+	"pause-leader":     func() Nemesis { return &pauseLeader{} },
 	"clock-skew":       func() Nemesis { return newClockSkew() }, // clock.go
 	"slow-disk": func() Nemesis {
 		return &restartWith{name: "slow-disk", env: "STRATA_DEBUG_FSYNC_DELAY", values: []string{"20ms", "50ms", "100ms"}}
 	},
 	"membership": func() Nemesis { return &membership{} },
+	"power-loss": func() Nemesis { return &powerLoss{} },
+}
+
+// PowerLossEnv is the debug hook that makes a kvnode keep its unsynced
+// writes in memory only, so that a kill -9 loses them as a power failure
+// would (cmd/kvnode/debughooks.go, internal/powerfs).
+const PowerLossEnv = "STRATA_DEBUG_POWER_LOSS"
+
+// NodeEnv returns the environment the nemeses named need on every node.
+func NodeEnv(names []string) []string {
+	var env []string
+	for _, name := range names {
+		if f, ok := nemeses[name]; ok {
+			if ne, ok := f().(nodeEnvNemesis); ok {
+				env = append(env, ne.NodeEnv()...)
+			}
+		}
+	}
+	return env
 }
 
 // NemesisNames lists every nemesis, in a fixed order.
 func NemesisNames() []string {
 	return []string{"partition-halves", "partition-leader", "partition-bridge", "partition-ring",
-		"partition-oneway", "kill", "pause", "clock-skew", "slow-disk", "membership"}
+		"partition-oneway", "kill", "pause", "pause-leader", "clock-skew", "slow-disk", "membership", "power-loss"}
 }
 
 // NewNemeses returns the nemeses named, or an error naming an unknown one.
@@ -154,6 +186,17 @@ func oneWayShape(_ context.Context, e *NemesisEnv) (string, []Link, error) {
 // client's Status.
 func leaderShape(ctx context.Context, e *NemesisEnv) (string, []Link, error) {
 	n := len(e.Cluster.Nodes)
+	node, desc := shardLeader(ctx, e)
+	if node == nil {
+		k := e.Rng.IntN(n)
+		return fmt.Sprintf("%s: isolated n%d", desc, k+1), isolateLinks(n, k), nil
+	}
+	return "isolated " + desc, isolateLinks(n, node.Index), nil
+}
+
+// shardLeader returns the leader of a random user shard, found with the
+// client's Status, and describes it; or nil and why not.
+func shardLeader(ctx context.Context, e *NemesisEnv) (*Node, string) {
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	st, err := e.Admin.Status(sctx)
 	cancel()
@@ -166,12 +209,64 @@ func leaderShape(ctx context.Context, e *NemesisEnv) (string, []Link, error) {
 		}
 	}
 	if len(leaders) == 0 {
-		k := e.Rng.IntN(n)
-		return fmt.Sprintf("no shard leader known (status: %v): isolated n%d", err, k+1), isolateLinks(n, k), nil
+		return nil, fmt.Sprintf("no shard leader known (status: %v)", err)
 	}
 	l := leaders[e.Rng.IntN(len(leaders))]
 	node := e.Cluster.ByID(l.id)
-	return fmt.Sprintf("isolated n%d (id %d), leader of shard %d", node.Index+1, l.id, l.shard), isolateLinks(n, node.Index), nil
+	return node, fmt.Sprintf("n%d (id %d), leader of shard %d", node.Index+1, l.id, l.shard)
+}
+
+// pauseLeader cuts the leader of a random user shard off from its peers
+// and SIGSTOPs it for longer than two election timeouts, so that the
+// others elect a new leader and take writes; then it resumes it, still
+// cut off. Its raft ticks did not run while it was stopped, so it still
+// believes it leads, with a valid lease, for up to two election timeouts
+// of its own, while clients that only know it (pinned to it) come back:
+// the case a lease read must not survive. Stop heals the links.
+type pauseLeader struct {
+	victim *Node
+	// pauseFor is how long the leader is stopped. Default: 3s (two
+	// election timeouts of 1s, and some).
+	pauseFor time.Duration
+}
+
+func (p *pauseLeader) Name() string { return "pause-leader" }
+
+func (p *pauseLeader) Start(ctx context.Context, e *NemesisEnv) (string, error) {
+	n, desc := shardLeader(ctx, e)
+	if n == nil || e.claimed[n.Index] || !n.Running() || n.Paused() {
+		return desc + ": left alone", nil
+	}
+	e.claimed[n.Index] = true
+	if err := e.Net.Drop(ctx, isolateLinks(len(e.Cluster.Nodes), n.Index)); err != nil {
+		return "", err
+	}
+	if err := e.Cluster.Pause(n); err != nil {
+		return "", err
+	}
+	p.victim = n
+	d := p.pauseFor
+	if d == 0 {
+		d = 3 * time.Second
+	}
+	if !sleepCtx(ctx, d) {
+		return "", ctx.Err()
+	}
+	if err := e.Cluster.Resume(n); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("isolated %s, SIGSTOP for %v, SIGCONT still isolated", desc, d), nil
+}
+
+func (p *pauseLeader) Stop(ctx context.Context, e *NemesisEnv) (string, error) {
+	n := p.victim
+	p.victim = nil
+	if n != nil && n.Paused() {
+		if err := e.Cluster.Resume(n); err != nil {
+			return "", err
+		}
+	}
+	return "healed every link", e.Net.Heal(ctx)
 }
 
 // ---- processes
@@ -235,6 +330,70 @@ func (p *pause) Stop(_ context.Context, e *NemesisEnv) (string, error) {
 	return fmt.Sprintf("SIGCONT n%d", n.Index+1), e.Cluster.Resume(n)
 }
 
+// powerLoss cuts the power of one node, or (one round in three) of every
+// node at once: kill -9 of nodes whose store runs with PowerLossEnv, so
+// that each loses every write it had not fsynced. Stop restarts them.
+// Losing a majority at once is the case that matters: a write
+// acknowledged to a client must be fsynced on a quorum.
+type powerLoss struct{ victims []*Node }
+
+func (p *powerLoss) Name() string { return "power-loss" }
+
+// NodeEnv is what every node of a run with this nemesis is started with.
+func (p *powerLoss) NodeEnv() []string { return []string{PowerLossEnv + "=1"} }
+
+func (p *powerLoss) Start(_ context.Context, e *NemesisEnv) (string, error) {
+	what := "one node"
+	if e.Rng.IntN(3) == 0 {
+		p.victims = e.claimAll()
+		what = "every free node"
+	} else if n := e.claim(); n != nil {
+		p.victims = []*Node{n}
+	}
+	if len(p.victims) == 0 {
+		return "no node to cut", nil
+	}
+	var idx []int
+	note := ""
+	for _, n := range p.victims {
+		idx = append(idx, n.Index)
+		if !e.Cluster.HookApplied(n, PowerLossEnv) {
+			e.Warn("power-loss: n%d runs without the %q banner of %s: kvnode does not apply the hook; this was only a kill -9",
+				n.Index+1, HookBanner, PowerLossEnv)
+			note = "; HOOK NOT APPLIED by kvnode"
+		}
+	}
+	for _, n := range p.victims {
+		e.Cluster.Kill(n)
+	}
+	return fmt.Sprintf("power cut (%s): kill -9 of %s, unsynced writes lost%s", what, nodeNames(idx), note), nil
+}
+
+func (p *powerLoss) Stop(ctx context.Context, e *NemesisEnv) (string, error) {
+	victims := p.victims
+	p.victims = nil
+	var idx []int
+	for _, n := range victims {
+		if n.Running() {
+			continue
+		}
+		if err := e.Cluster.Start(n); err != nil {
+			return "", err
+		}
+		idx = append(idx, n.Index)
+	}
+	if len(idx) == 0 {
+		return "nothing to restart", nil
+	}
+	// Started together, waited for after: one node alone may not be ready
+	// until a quorum is back.
+	var notes []string
+	for _, i := range idx {
+		notes = append(notes, fmt.Sprintf("n%d%s", i+1, waitReadyNote(ctx, e, e.Cluster.Nodes[i], 15*time.Second)))
+	}
+	return fmt.Sprintf("power back: restarted %s (%s)", nodeNames(idx), strings.Join(notes, ", ")), nil
+}
+
 // restartWith restarts a node with a debug environment variable set to
 // one of values, and at Stop restarts it without.
 type restartWith struct {
@@ -279,8 +438,10 @@ func (r *restartWith) Stop(ctx context.Context, e *NemesisEnv) (string, error) {
 
 // membership takes a node out of the cluster (kvnode node remove), stops
 // it, wipes its data, starts it as a new node that joins (--join) and gives
-// it back replicas of the shards it had (kvnode replica add). All of it
-// happens in Start; Stop only makes sure the node runs.
+// it back replicas of the shards it had (kvnode replica add). Every other
+// round (at random) the node is killed first and removed while it is down,
+// as an operator removes a dead machine and brings it back with a new disk.
+// All of it happens in Start; Stop only makes sure the node runs.
 type membership struct{ victim *Node }
 
 func (m *membership) Name() string { return "membership" }
@@ -337,7 +498,19 @@ func (m *membership) Start(ctx context.Context, e *NemesisEnv) (string, error) {
 		}
 	}
 	oldID := n.ID
+	down := e.Rng.IntN(2) == 0
+	how := ""
+	if down {
+		e.Cluster.Kill(n)
+		how = " while it was down (kill -9 first)"
+	}
 	if _, err := kvnodeCLI(ctx, e, n, 20*time.Second, "node", "remove", strconv.FormatUint(oldID, 10)); err != nil {
+		if down {
+			if serr := e.Cluster.Start(n); serr != nil {
+				return "", serr
+			}
+			return fmt.Sprintf("killed n%d (id %d), could not remove it while down (%v); restarted it as it was", n.Index+1, oldID, err), nil
+		}
 		return fmt.Sprintf("n%d (id %d) left alone: %v", n.Index+1, oldID, err), nil
 	}
 	if err := e.Cluster.Rejoin(n, via); err != nil {
@@ -353,8 +526,8 @@ func (m *membership) Start(ctx context.Context, e *NemesisEnv) (string, error) {
 		}
 		added = append(added, id)
 	}
-	desc := fmt.Sprintf("removed n%d (id %d) from shards %v, wiped it, rejoined as id %d through n%d%s; replicas added back: %v",
-		n.Index+1, oldID, shards, n.ID, via.Index+1, note, added)
+	desc := fmt.Sprintf("removed n%d (id %d) from shards %v%s, wiped it, rejoined as id %d through n%d%s; replicas added back: %v",
+		n.Index+1, oldID, shards, how, n.ID, via.Index+1, note, added)
 	if len(failed) > 0 {
 		desc += fmt.Sprintf("; FAILED to add back: %s", strings.Join(failed, "; "))
 	}
