@@ -241,7 +241,7 @@ func (l *lifecycle) admin(not uint64) *strata.DB {
 func (l *lifecycle) retry(what string, f func(ctx context.Context) error) {
 	l.t.Helper()
 	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(l.ctx, 30*time.Second)
+		ctx, cancel := context.WithTimeout(l.ctx, 15*time.Second)
 		err := f(ctx)
 		cancel()
 		if err == nil {
