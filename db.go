@@ -299,7 +299,22 @@ func (db *DB) recoverGroups(descs []shard.Descriptor) error {
 	for _, d := range descs {
 		byID[d.ID] = d
 	}
+	dropped := false
 	for _, id := range ids {
+		// A replica without any raft state holds nothing. Either its
+		// destruction reached the disk and the replica list saved after
+		// it did not (recreated, it would be an empty replica of a group
+		// it is no member of, forever: issue 10), or it was created
+		// empty and never heard from its leader (the AddReplica that
+		// created it finds it gone and starts over).
+		empty, err := db.noRaftState(id)
+		if err != nil {
+			return err
+		}
+		if empty {
+			dropped = true
+			continue
+		}
 		var g raftnode.GroupConfig
 		if id == shard.SystemID {
 			g = systemGroup(nil)
@@ -313,7 +328,24 @@ func (db *DB) recoverGroups(descs []shard.Descriptor) error {
 			return err
 		}
 	}
+	if dropped {
+		return db.saveReplicaList()
+	}
 	return nil
+}
+
+// noRaftState says whether storage holds no raft state for group.
+func (db *DB) noRaftState(group uint64) (bool, error) {
+	start, end := storage.GroupRaftSpan(group)
+	it, err := db.eng.DB().NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		return false, err
+	}
+	empty := !it.First()
+	if err := it.Close(); err != nil {
+		return false, err
+	}
+	return empty, nil
 }
 
 func systemGroup(members []uint64) raftnode.GroupConfig {

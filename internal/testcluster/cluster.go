@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/transport"
 	"github.com/strata-kv/strata/transport/faultnet"
@@ -25,6 +27,24 @@ type Cluster struct {
 	// fs holds each node's crashable in-memory filesystem when the cluster
 	// runs on them (StartFaulty); nil for real directories.
 	fs map[uint64]*vfs.MemFS
+	// joins holds the nodes wiped by Wipe: they open with Options.Join
+	// and must be joined (Join) rather than bootstrap a cluster again.
+	joins map[uint64]bool
+	// crash holds the crashes armed by ArmCrash, which the nodes' pebble
+	// goroutines trigger from inside their filesystems; its lock also
+	// guards the writes of fs.
+	crash struct {
+		sync.Mutex
+		armed map[uint64]*armedCrash
+	}
+}
+
+// armedCrash is a power loss waiting for its node's k-th sync.
+type armedCrash struct {
+	left  int               // syncs still allowed; the crash comes before the next one at 0
+	cfg   vfs.CrashCloneCfg // what survives of the unsynced data
+	clone *vfs.MemFS        // the disk as the power loss left it; nil until it happened
+	done  chan struct{}     // closed when it happened
 }
 
 // FreeAddrs returns n loopback addresses with free ports.
@@ -110,9 +130,46 @@ func (c *Cluster) Options(id uint64) strata.Options {
 		o.WrapTransport = func(tr transport.Transport) transport.Transport { return c.net.Wrap(id, tr) }
 	}
 	if c.fs != nil {
-		o.FS = c.fs[id]
+		o.FS = errorfs.Wrap(c.fs[id], crashInjector{c: c, id: id})
 	}
+	o.Join = c.joins[id]
 	return o
+}
+
+// crashInjector is the hook of ArmCrash in a node's filesystem: it sees
+// every operation before it runs and never fails one.
+type crashInjector struct {
+	c  *Cluster
+	id uint64
+}
+
+func (ci crashInjector) String() string { return fmt.Sprintf("testcluster: crash of node %d", ci.id) }
+
+// MaybeError takes the armed crash's copy of the disk just before the
+// sync that was to be the node's last.
+func (ci crashInjector) MaybeError(op errorfs.Op) error {
+	switch op.Kind {
+	case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+	default:
+		return nil
+	}
+	c := ci.c
+	c.crash.Lock()
+	defer c.crash.Unlock()
+	a := c.crash.armed[ci.id]
+	if a == nil || a.clone != nil {
+		return nil
+	}
+	if a.left > 0 {
+		a.left--
+		return nil
+	}
+	// As in Crash: cut the node off first, so that nothing it does after
+	// the copy reaches anyone. It runs on, on a disk that is discarded.
+	c.net.SetDown(ci.id, true)
+	a.clone = c.fs[ci.id].CrashClone(a.cfg)
+	close(a.done)
+	return nil
 }
 
 // DB returns node id's DB, or nil while it is down.
@@ -141,7 +198,9 @@ func (c *Cluster) Stop(id uint64) {
 }
 
 // Crash stops node id as a power loss would: its next start sees only the
-// data it had synced. Only for clusters from StartFaulty.
+// data it had synced. If a crash armed by ArmCrash happened, the node
+// restarts on the disk that one left; an armed crash that did not happen
+// is disarmed. Only for clusters from StartFaulty.
 func (c *Cluster) Crash(id uint64) {
 	c.t.Helper()
 	if c.fs == nil {
@@ -155,10 +214,82 @@ func (c *Cluster) Crash(id uint64) {
 	if c.net != nil {
 		c.net.SetDown(id, true)
 	}
-	c.fs[id] = c.fs[id].CrashClone(vfs.CrashCloneCfg{})
+	c.crash.Lock()
+	a := c.crash.armed[id]
+	delete(c.crash.armed, id)
+	if a != nil && a.clone != nil {
+		c.fs[id] = a.clone
+	} else {
+		c.fs[id] = c.fs[id].CrashClone(vfs.CrashCloneCfg{})
+	}
+	c.crash.Unlock()
 	// Closing stops the node's goroutines; what it writes while closing
 	// goes to the old filesystem, which is discarded.
 	c.Stop(id)
+}
+
+// ArmCrash makes node id lose power just before its next sync after syncs
+// more (0: before the very next one): its network is cut and a copy of its
+// disk is kept with only the synced data and the share of the unsynced
+// data cfg says. The node itself runs on, unheard, until Crash stops it
+// and brings it back on that copy. The channel is closed when the power
+// loss happened. Only for clusters from StartFaulty, with the node up.
+func (c *Cluster) ArmCrash(id uint64, syncs int, cfg vfs.CrashCloneCfg) <-chan struct{} {
+	c.t.Helper()
+	if c.fs == nil || c.net == nil {
+		c.t.Fatal("ArmCrash needs a cluster on crashable filesystems (StartFaulty)")
+	}
+	if c.dbs[id] == nil {
+		c.t.Fatalf("ArmCrash: node %d is down", id)
+	}
+	a := &armedCrash{left: syncs, cfg: cfg, done: make(chan struct{})}
+	c.crash.Lock()
+	defer c.crash.Unlock()
+	if c.crash.armed == nil {
+		c.crash.armed = map[uint64]*armedCrash{}
+	}
+	c.crash.armed[id] = a
+	return a.done
+}
+
+// Wipe deletes node id's data, as a lost disk would; the node must be
+// down. Its next start opens with Options.Join, as an operator would start
+// a node that must not bootstrap a cluster again; Join then joins it.
+func (c *Cluster) Wipe(id uint64) {
+	c.t.Helper()
+	if c.dbs[id] != nil {
+		c.t.Fatalf("Wipe: node %d is running", id)
+	}
+	if c.fs != nil {
+		c.crash.Lock() // the other nodes' crash hooks read c.fs
+		c.fs[id] = vfs.NewCrashableMem()
+		c.crash.Unlock()
+	} else {
+		c.dirs[id] = c.t.TempDir()
+	}
+	if c.joins == nil {
+		c.joins = map[uint64]bool{}
+	}
+	c.joins[id] = true
+}
+
+// Join makes node id, started after Wipe, join the cluster through the
+// other nodes.
+func (c *Cluster) Join(ctx context.Context, id uint64) error {
+	db := c.dbs[id]
+	if db == nil {
+		return fmt.Errorf("testcluster: join: node %d is down", id)
+	}
+	peers := map[uint64]string{}
+	for other, addr := range c.addrs {
+		if other != id {
+			peers[other] = addr
+		}
+	}
+	if err := db.Join(ctx, peers); err != nil {
+		return fmt.Errorf("testcluster: node %d: %w", id, err)
+	}
+	return nil
 }
 
 // Restart opens node id on its directory.
