@@ -337,7 +337,7 @@ func (db *DB) recoverGroups(descs []shard.Descriptor) error {
 // noRaftState says whether storage holds no raft state for group.
 func (db *DB) noRaftState(group uint64) (bool, error) {
 	start, end := storage.GroupRaftSpan(group)
-	it, err := db.eng.DB().NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	it, err := db.eng.Reader().NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
 	if err != nil {
 		return false, err
 	}
