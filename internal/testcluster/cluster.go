@@ -3,6 +3,7 @@ package testcluster
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sort"
 	"sync"
@@ -47,20 +48,24 @@ type armedCrash struct {
 	done  chan struct{}     // closed when it happened
 }
 
-// FreeAddrs returns n loopback addresses with free ports.
+// FreeAddrs returns n loopback addresses with free ports below 32768:
+// ports in the ephemeral range can be taken, while a node is down, by a
+// client's own outgoing connection (a TCP self-connect), or by the kernel
+// for another test's connection before the node binds them.
 func FreeAddrs(t testing.TB, n int) []string {
 	t.Helper()
 	var ls []net.Listener
-	var addrs []string
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	for tries := 0; len(ls) < n; tries++ {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000)))
+		if err == nil {
+			ls = append(ls, l)
+		} else if tries > 100*n {
+			t.Fatalf("no free port below 32768: %v", err)
 		}
-		ls = append(ls, l)
-		addrs = append(addrs, l.Addr().String())
 	}
+	addrs := make([]string, 0, n)
 	for _, l := range ls {
+		addrs = append(addrs, l.Addr().String())
 		l.Close()
 	}
 	return addrs
