@@ -537,6 +537,8 @@ func (db *DB) createReplicaProto(ctx context.Context, p *kvpb.ShardDescriptor, f
 // unless fresh: then, if d's leader confirms that this node is not a
 // member, the replica is stale and is destroyed first.
 func (db *DB) createReplica(ctx context.Context, d shard.Descriptor, fresh bool) error {
+	db.replicaAdminMu.Lock()
+	defer db.replicaAdminMu.Unlock()
 	g := userGroup(d)
 	if d.ID == shard.SystemID {
 		g = systemGroup(nil)

@@ -60,6 +60,9 @@ type DB struct {
 	// them as the saved replica list (replicasKey), so that of two
 	// concurrent saves the later one never commits the older list.
 	replicaListMu sync.Mutex
+	// replicaAdminMu serializes creating a replica (createReplica) with
+	// destroying one no longer a member (collectReplica).
+	replicaAdminMu sync.Mutex
 	ops           sync.WaitGroup // calls in flight; Close waits for them
 	closing       chan struct{}
 	bg            sync.WaitGroup // background goroutines (GC)
@@ -185,7 +188,68 @@ func (db *DB) open() error {
 		db.bg.Add(1)
 		go db.gcLoop()
 	}
+	if db.tr != nil {
+		db.bg.Add(1)
+		go db.replicaGCLoop()
+	}
 	return nil
+}
+
+// replicaGCInterval is how often a node looks for replicas it hosts that
+// are no longer members of their shard.
+const replicaGCInterval = time.Second
+
+// replicaGCLoop destroys the replicas this node hosts that were removed
+// from their shard without learning it: a node removed while it was down
+// (or whose power failed before the removal reached its disk) restarts
+// with its old replica, which counts itself a member, hears from no
+// leader (the members drop its messages) and would keep answering
+// serializable reads from old data forever.
+func (db *DB) replicaGCLoop() {
+	defer db.bg.Done()
+	t := time.NewTicker(replicaGCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.closing:
+			return
+		case <-t.C:
+		}
+		for _, g := range db.node.Groups() {
+			db.collectReplica(g)
+		}
+	}
+}
+
+// collectReplica destroys the local replica of group g if it believes it is
+// a member, knows no leader, and the shard's confirmed leader says it is
+// not a member. A new empty replica (one AddReplica is filling) counts
+// itself no member and is left alone.
+func (db *DB) collectReplica(g uint64) {
+	self := db.opts.NodeID
+	st, err := db.node.Status(g)
+	if err != nil || st.Leader != 0 || !(slices.Contains(st.Voters, self) || slices.Contains(st.Learners, self)) {
+		return
+	}
+	if db.router.Load() == nil {
+		return // not joined: no one to ask
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*replicaGCInterval)
+	defer cancel()
+	p, err := db.progress(ctx, g, self)
+	if err != nil || slices.Contains(p.GetVoters(), self) || slices.Contains(p.GetLearners(), self) {
+		return
+	}
+	// Under the lock createReplica takes, and checked again: a fresh
+	// replica may have replaced the stale one meanwhile.
+	db.replicaAdminMu.Lock()
+	defer db.replicaAdminMu.Unlock()
+	if st, err := db.node.Status(g); err != nil || !(slices.Contains(st.Voters, self) || slices.Contains(st.Learners, self)) {
+		return
+	}
+	if err := db.node.DestroyGroup(ctx, g); err == nil {
+		_ = db.saveReplicaList() // a failed commit stops the engine, and with it the node
+	}
 }
 
 // checkNodeID refuses to open a directory that belongs to another node ID.

@@ -346,6 +346,13 @@ func (s *Store) admin(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchRe
 		}
 		resp.Value = &kvpb.ResponseUnion_TransferLeader{TransferLeader: &kvpb.TransferLeaderResponse{}}
 	case *kvpb.RequestUnion_Progress:
+		// Confirmed first: callers act on the membership it reports (a
+		// replica that is no member is destroyed), and a deposed leader's
+		// may be stale. After ReadIndex the leader has applied every
+		// membership change committed before the call.
+		if err := n.ReadIndex(ctx, id); err != nil {
+			return nil, err
+		}
 		st, err := n.Status(id)
 		if err != nil {
 			return nil, err
