@@ -63,9 +63,9 @@ type DB struct {
 	// replicaAdminMu serializes creating a replica (createReplica) with
 	// destroying one no longer a member (collectReplica).
 	replicaAdminMu sync.Mutex
-	ops           sync.WaitGroup // calls in flight; Close waits for them
-	closing       chan struct{}
-	bg            sync.WaitGroup // background goroutines (GC)
+	ops            sync.WaitGroup // calls in flight; Close waits for them
+	closing        chan struct{}
+	bg             sync.WaitGroup // background goroutines (GC)
 }
 
 // Open opens the node in opts.Dir, creating and bootstrapping it if the
