@@ -3245,9 +3245,9 @@ var file_kvpb_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
 		ExtensionType: ([]MethodFlag)(nil),
-		Field:         50001,
+		Field:         91731,
 		Name:          "strata.kv.v1.flags",
-		Tag:           "varint,50001,rep,packed,name=flags,enum=strata.kv.v1.MethodFlag",
+		Tag:           "varint,91731,rep,packed,name=flags,enum=strata.kv.v1.MethodFlag",
 		Filename:      "kvpb.proto",
 	},
 }
@@ -3259,8 +3259,10 @@ var (
 	// case's request message addresses its key by a field bytes key, or its
 	// span by bytes start and optional bytes end (then RANGE), or nothing
 	// (then KEYLESS); package kvpb's tests hold these rules.
+	// 91731: an in-house number (50000-99999) that no library linked into
+	// a Strata binary uses; etcd's client, in kvbench, takes 50001.
 	//
-	// repeated strata.kv.v1.MethodFlag flags = 50001;
+	// repeated strata.kv.v1.MethodFlag flags = 91731;
 	E_Flags = &file_kvpb_proto_extTypes[0]
 )
 
@@ -3288,22 +3290,22 @@ const file_kvpb_proto_rawDesc = "" +
 	"\vdescriptors\x18\x03 \x03(\v2\x1d.strata.kv.v1.ShardDescriptorR\vdescriptors\x12\x1c\n" +
 	"\ttimestamp\x18\x04 \x01(\x04R\ttimestamp\"\xd7\a\n" +
 	"\fRequestUnion\x120\n" +
-	"\x03get\x18\x01 \x01(\v2\x15.strata.v1.GetRequestB\x05\x8a\xb5\x18\x01\x01H\x00R\x03get\x120\n" +
-	"\x03put\x18\x02 \x01(\v2\x15.strata.v1.PutRequestB\x05\x8a\xb5\x18\x01\x02H\x00R\x03put\x129\n" +
-	"\x06delete\x18\x03 \x01(\v2\x18.strata.v1.DeleteRequestB\x05\x8a\xb5\x18\x01\x02H\x00R\x06delete\x124\n" +
-	"\x04scan\x18\x04 \x01(\v2\x16.strata.v1.ScanRequestB\x06\x8a\xb5\x18\x02\x01\x04H\x00R\x04scan\x12;\n" +
-	"\x03cas\x18\x05 \x01(\v2 .strata.v1.CompareAndSwapRequestB\x05\x8a\xb5\x18\x01\x02H\x00R\x03cas\x12G\n" +
+	"\x03get\x18\x01 \x01(\v2\x15.strata.v1.GetRequestB\x05\x9a\xe5,\x01\x01H\x00R\x03get\x120\n" +
+	"\x03put\x18\x02 \x01(\v2\x15.strata.v1.PutRequestB\x05\x9a\xe5,\x01\x02H\x00R\x03put\x129\n" +
+	"\x06delete\x18\x03 \x01(\v2\x18.strata.v1.DeleteRequestB\x05\x9a\xe5,\x01\x02H\x00R\x06delete\x124\n" +
+	"\x04scan\x18\x04 \x01(\v2\x16.strata.v1.ScanRequestB\x06\x9a\xe5,\x02\x01\x04H\x00R\x04scan\x12;\n" +
+	"\x03cas\x18\x05 \x01(\v2 .strata.v1.CompareAndSwapRequestB\x05\x9a\xe5,\x01\x02H\x00R\x03cas\x12G\n" +
 	"\n" +
-	"system_put\x18\x14 \x01(\v2\x1e.strata.kv.v1.SystemPutRequestB\x06\x8a\xb5\x18\x02\x02\x06H\x00R\tsystemPut\x12P\n" +
-	"\rsystem_delete\x18\x15 \x01(\v2!.strata.kv.v1.SystemDeleteRequestB\x06\x8a\xb5\x18\x02\x02\x06H\x00R\fsystemDelete\x122\n" +
-	"\x02gc\x18\x16 \x01(\v2\x17.strata.kv.v1.GCRequestB\a\x8a\xb5\x18\x03\x02\x05\aH\x00R\x02gc\x12K\n" +
-	"\vsystem_scan\x18\x17 \x01(\v2\x1f.strata.kv.v1.SystemScanRequestB\a\x8a\xb5\x18\x03\x01\x04\x06H\x00R\n" +
+	"system_put\x18\x14 \x01(\v2\x1e.strata.kv.v1.SystemPutRequestB\x06\x9a\xe5,\x02\x02\x06H\x00R\tsystemPut\x12P\n" +
+	"\rsystem_delete\x18\x15 \x01(\v2!.strata.kv.v1.SystemDeleteRequestB\x06\x9a\xe5,\x02\x02\x06H\x00R\fsystemDelete\x122\n" +
+	"\x02gc\x18\x16 \x01(\v2\x17.strata.kv.v1.GCRequestB\a\x9a\xe5,\x03\x02\x05\aH\x00R\x02gc\x12K\n" +
+	"\vsystem_scan\x18\x17 \x01(\v2\x1f.strata.kv.v1.SystemScanRequestB\a\x9a\xe5,\x03\x01\x04\x06H\x00R\n" +
 	"systemScan\x12E\n" +
-	"\ttso_limit\x18\x18 \x01(\v2\x1d.strata.kv.v1.TSOLimitRequestB\a\x8a\xb5\x18\x03\x02\x06\aH\x00R\btsoLimit\x12W\n" +
-	"\x0fchange_replicas\x18( \x01(\v2#.strata.kv.v1.ChangeReplicasRequestB\a\x8a\xb5\x18\x03\x03\x05\aH\x00R\x0echangeReplicas\x12W\n" +
-	"\x0ftransfer_leader\x18) \x01(\v2#.strata.kv.v1.TransferLeaderRequestB\a\x8a\xb5\x18\x03\x03\x05\aH\x00R\x0etransferLeader\x12D\n" +
-	"\bprogress\x18* \x01(\v2\x1d.strata.kv.v1.ProgressRequestB\a\x8a\xb5\x18\x03\x03\x05\aH\x00R\bprogress\x12Q\n" +
-	"\rget_timestamp\x18< \x01(\v2!.strata.kv.v1.GetTimestampRequestB\a\x8a\xb5\x18\x03\x03\x05\aH\x00R\fgetTimestampB\a\n" +
+	"\ttso_limit\x18\x18 \x01(\v2\x1d.strata.kv.v1.TSOLimitRequestB\a\x9a\xe5,\x03\x02\x06\aH\x00R\btsoLimit\x12W\n" +
+	"\x0fchange_replicas\x18( \x01(\v2#.strata.kv.v1.ChangeReplicasRequestB\a\x9a\xe5,\x03\x03\x05\aH\x00R\x0echangeReplicas\x12W\n" +
+	"\x0ftransfer_leader\x18) \x01(\v2#.strata.kv.v1.TransferLeaderRequestB\a\x9a\xe5,\x03\x03\x05\aH\x00R\x0etransferLeader\x12D\n" +
+	"\bprogress\x18* \x01(\v2\x1d.strata.kv.v1.ProgressRequestB\a\x9a\xe5,\x03\x03\x05\aH\x00R\bprogress\x12Q\n" +
+	"\rget_timestamp\x18< \x01(\v2!.strata.kv.v1.GetTimestampRequestB\a\x9a\xe5,\x03\x03\x05\aH\x00R\fgetTimestampB\a\n" +
 	"\x05value\"\xf6\x06\n" +
 	"\rResponseUnion\x12*\n" +
 	"\x03get\x18\x01 \x01(\v2\x16.strata.v1.GetResponseH\x00R\x03get\x12*\n" +
@@ -3459,7 +3461,7 @@ const file_kvpb_proto_rawDesc = "" +
 	" CHANGE_REPLICAS_TYPE_ADD_LEARNER\x10\x01\x12&\n" +
 	"\"CHANGE_REPLICAS_TYPE_PROMOTE_VOTER\x10\x02\x12\x1f\n" +
 	"\x1bCHANGE_REPLICAS_TYPE_REMOVE\x10\x03:O\n" +
-	"\x05flags\x12\x1d.google.protobuf.FieldOptions\x18ц\x03 \x03(\x0e2\x18.strata.kv.v1.MethodFlagR\x05flagsB0Z.github.com/strata-kv/strata/internal/kvpb;kvpbb\x06proto3"
+	"\x05flags\x12\x1d.google.protobuf.FieldOptions\x18\xd3\xcc\x05 \x03(\x0e2\x18.strata.kv.v1.MethodFlagR\x05flagsB0Z.github.com/strata-kv/strata/internal/kvpb;kvpbb\x06proto3"
 
 var (
 	file_kvpb_proto_rawDescOnce sync.Once
