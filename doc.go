@@ -13,14 +13,19 @@
 // call works on every member, which forwards it to the leader of the key's
 // shard and rides through elections within the context's deadline.
 //
-// The package wires the layers together (storage, raftnode, transport,
-// statemachine, shard); it holds no replication logic of its own.
+// The package is the thin embedding API: each call builds a typed request
+// (internal/kvpb) and sends it through the node's router (package router),
+// which serves it on a local replica (package replica) or forwards it. It
+// holds no codec, retry loop or evaluation of its own.
 //
 // # Consistency
 //
 // Every Get, Put, Delete and CompareAndSwap is linearizable: writes commit
-// through raft, and reads confirm leadership with ReadIndex before reading.
-// A Scan is linearizable per shard but not atomic across shards.
+// through raft at a commit timestamp from the cluster's timestamp oracle,
+// and reads confirm leadership with ReadIndex before reading. A Scan is one
+// consistent cut: every shard is read at one timestamp. Snapshot and
+// SnapshotAt read the whole database at one timestamp, within
+// Options.HistoryRetention; docs/time.md states the rules timestamps keep.
 //
 // # Caveats
 //
