@@ -33,9 +33,9 @@ test:
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 	cd cmd/kvbench && $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
-## test-stress: make test while busy loops keep every core busy (BURNERS=n); the suite must stay green under load
+## test-stress: make test, uncached, while busy loops keep every core busy (BURNERS=n); the suite must stay green under load
 test-stress:
-	scripts/with-cpu-burner.sh $(MAKE) test
+	GOFLAGS=-count=1 scripts/with-cpu-burner.sh $(MAKE) test
 
 ## lint: formatting, vet, staticcheck and generated code being current
 lint: proto-check
