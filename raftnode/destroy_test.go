@@ -59,6 +59,26 @@ func TestDestroyGroup(t *testing.T) {
 	if err := l.node.RemoveMember(ctx, g, victim.id); err != nil {
 		t.Fatal(err)
 	}
+	// Every other replica applies the removal before the node comes back
+	// empty: one that had not, if it became leader, would still track the
+	// node at its old match index and send the empty replica a commit index
+	// beyond its log, which raft panics on. Replica IDs that differ per
+	// incarnation (issue 10, defect 6) are the real fix.
+	waitFor(t, 10*time.Second, func() error {
+		for _, tn := range c.nodes {
+			if tn == victim {
+				continue
+			}
+			st, err := tn.node.Status(g)
+			if err != nil {
+				return err
+			}
+			if slices.Contains(st.Voters, victim.id) || slices.Contains(st.Learners, victim.id) {
+				return fmt.Errorf("node %d has not applied the removal of node %d", tn.id, victim.id)
+			}
+		}
+		return nil
+	})
 	if err := victim.node.CreateGroup(groupConfig(g)); err != nil {
 		t.Fatal(err)
 	}
