@@ -585,12 +585,19 @@ func (db *DB) gcShard(d shard.Descriptor, horizon tso.Timestamp) (int, error) {
 	defer b.Close()
 	// The horizon goes in the batch that removes what it allows to: a read
 	// that finds it lower finds the versions still there.
-	if old, err := storage.Get(snap, storage.GCHorizonKey(d.ID)); err == nil && len(old) == 8 {
-		horizon = max(horizon, tso.Timestamp(binary.BigEndian.Uint64(old)))
-	} else if err != nil && !errors.Is(err, pebble.ErrNotFound) {
+	old, err := storage.Get(snap, storage.GCHorizonKey(d.ID))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
 		return 0, err
+	default:
+		h, err := storage.DecodeGCHorizon(old)
+		if err != nil {
+			return 0, err
+		}
+		horizon = max(horizon, tso.Timestamp(h))
 	}
-	if err := b.Set(storage.GCHorizonKey(d.ID), binary.BigEndian.AppendUint64(nil, uint64(horizon)), nil); err != nil {
+	if err := b.Set(storage.GCHorizonKey(d.ID), storage.EncodeGCHorizon(uint64(horizon)), nil); err != nil {
 		return 0, err
 	}
 	n, err := mvcc.GC(snap, b, d.Start, d.End, uint64(horizon))

@@ -3,7 +3,6 @@ package replica
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -254,12 +253,17 @@ func (s *Store) eval(r pebble.Reader, ba *kvpb.BatchRequest) (*kvpb.BatchRespons
 		// GC may have removed what a read below the replica's horizon
 		// needs: refuse it rather than answer wrong.
 		v, err := storage.Get(r, storage.GCHorizonKey(h.GetShardId()))
-		switch {
-		case errors.Is(err, pebble.ErrNotFound):
-		case err != nil:
+		if err != nil && !errors.Is(err, pebble.ErrNotFound) {
 			return nil, err
-		case len(v) == 8 && ts < binary.BigEndian.Uint64(v):
-			return nil, &kvpb.TimestampTooOldError{Threshold: binary.BigEndian.Uint64(v)}
+		}
+		if err == nil {
+			horizon, err := storage.DecodeGCHorizon(v)
+			if err != nil {
+				return nil, err
+			}
+			if ts < horizon {
+				return nil, &kvpb.TimestampTooOldError{Threshold: horizon}
+			}
 		}
 	}
 	br := &kvpb.BatchResponse{Responses: make([]*kvpb.ResponseUnion, 0, len(ba.GetRequests()))}
@@ -393,13 +397,7 @@ func (s *Store) kvError(id uint64, err error) error {
 		return fmt.Errorf("%w", &kvpb.NotLeaderError{Shard: id, Leader: nle.Leader})
 	case errors.Is(err, raftnode.ErrProposalDropped):
 		return fmt.Errorf("%w: %w", kvpb.ErrProposalDropped, err)
-	case errors.Is(err, raftnode.ErrUnknownGroup):
-		m := &kvpb.ShardMismatchError{Shard: id}
-		if d, ok := s.cfg.Descriptor(id); ok {
-			m.Descriptors = []*kvpb.ShardDescriptor{d}
-		}
-		return fmt.Errorf("%w: %w", m, err)
-	case errors.Is(err, statemachine.ErrWrongShard):
+	case errors.Is(err, raftnode.ErrUnknownGroup), errors.Is(err, statemachine.ErrWrongShard):
 		m := &kvpb.ShardMismatchError{Shard: id}
 		if d, ok := s.cfg.Descriptor(id); ok {
 			m.Descriptors = []*kvpb.ShardDescriptor{d}

@@ -73,6 +73,18 @@ func GCHorizonKey(group uint64) []byte {
 	return binary.BigEndian.AppendUint64(MetaKey("gc/"), group)
 }
 
+// EncodeGCHorizon and DecodeGCHorizon are the stored form of a GC horizon
+// (GCHorizonKey): a timestamp, 8 bytes BE.
+func EncodeGCHorizon(ts uint64) []byte { return binary.BigEndian.AppendUint64(nil, ts) }
+
+// DecodeGCHorizon parses a stored GC horizon.
+func DecodeGCHorizon(b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%w: GC horizon of %d bytes, want 8", ErrBadKey, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
 // MetaKey returns the key of a store-local metadata value.
 func MetaKey(name string) []byte {
 	return append([]byte{PrefixMeta}, name...)
