@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/strata-kv/strata/internal/kvpb"
@@ -22,20 +23,40 @@ var (
 	// for another group (a system write outside the system group, a user
 	// write inside it) or for a key outside the group's spans.
 	ErrWrongShard = errors.New("statemachine: key outside the shard")
-	// ErrWriteTooOld is a command-level failure: a user write's commit
-	// timestamp (its header's) is missing, or below the newest version of
-	// its key. Writes of a shard are sequenced so that the log's order is
-	// their timestamps' order (package replica); a command that breaks it
-	// is refused rather than written under a newer version.
-	ErrWriteTooOld = errors.New("statemachine: commit timestamp not above the key's newest version")
+	// ErrWriteTooOld is a command-level failure: a command with user
+	// writes has no commit timestamp (its header's).
+	ErrWriteTooOld = errors.New("statemachine: user write without a commit timestamp")
+	// ErrCommitOrder is the storage-level failure (Apply returns it, and
+	// the node stops) of a command whose commit timestamp is not above
+	// that of the group's previous command applied here: the invariant
+	// that a shard's log order is its timestamps' order is broken, and
+	// applying the command could change what a finished read at a higher
+	// timestamp saw.
+	ErrCommitOrder = errors.New("statemachine: commit timestamps out of log order")
 )
 
 // KV applies replicated commands to Pebble. It implements
-// raftnode.StateMachine. It holds no state: one KV serves every group.
+// raftnode.StateMachine. One KV serves every group.
+//
+// Its only state is, per group, the commit timestamp of the last command
+// it applied, which checks the order of commit timestamps (ErrCommitOrder)
+// at the cost of a map lookup instead of a read of every key written. A
+// shard's writes are sequenced so that the log's order is their
+// timestamps' order (package replica, docs/time.md), so the check is an
+// assertion: it is kept in memory only and starts afresh when the process
+// starts, so it sees the commands applied since.
 type KV struct {
 	// SystemGroup is the group that owns system keys (default 1).
 	SystemGroup uint64
+
+	mu struct {
+		sync.Mutex
+		last map[uint64]applied // by group
+	}
 }
+
+// applied is the last timestamped command KV applied for a group.
+type applied struct{ index, ts uint64 }
 
 var _ raftnode.StateMachine = (*KV)(nil)
 
@@ -50,15 +71,15 @@ var _ raftnode.StateMachine = (*KV)(nil)
 //   - ErrWrongShard if a system write is not in SystemGroup, a user write
 //     is, or a write's Pebble key is outside every span of e.Spans;
 //   - ErrWriteTooOld if the command has user writes but no commit
-//     timestamp (Header.timestamp), or one below the newest version of a
-//     key it writes (equal is a second write of the key in this command).
+//     timestamp (Header.timestamp).
 //
 // The checks cover every write before any is applied, so a refused command
-// writes nothing. User writes are versions at the header's timestamp.
+// writes nothing. User writes are versions at the header's timestamp (a
+// later write of a key in the same command replaces an earlier one).
 //
 // Otherwise Result.Data is the marshaled kvpb.BatchResponse with one
 // response per write, in order. A returned error is a storage failure and
-// stops the node.
+// stops the node; ErrCommitOrder is one (see KV).
 func (k *KV) Apply(b *pebble.Batch, e raftnode.Entry, data []byte) (raftnode.Result, error) {
 	c, err := kvpb.DecodeCommand(data)
 	if err != nil {
@@ -68,13 +89,9 @@ func (k *KV) Apply(b *pebble.Batch, e raftnode.Entry, data []byte) (raftnode.Res
 		if err := k.check(e, c.Header, w); err != nil {
 			return raftnode.Result{Err: fmt.Errorf("write %d of entry %d/%d: %w", i, e.Group, e.Index, err)}, nil
 		}
-		refused, err := tooOld(b, c.Header, w)
-		if err != nil {
-			return raftnode.Result{}, err
-		}
-		if refused != nil {
-			return raftnode.Result{Err: fmt.Errorf("write %d of entry %d/%d: %w", i, e.Group, e.Index, refused)}, nil
-		}
+	}
+	if err := k.order(e, c.Header.GetTimestamp()); err != nil {
+		return raftnode.Result{}, err
 	}
 	br := &kvpb.BatchResponse{Responses: make([]*kvpb.ResponseUnion, 0, len(c.Writes))}
 	for _, w := range c.Writes {
@@ -130,23 +147,26 @@ func (k *KV) check(e raftnode.Entry, h *kvpb.Header, w *kvpb.RequestUnion) error
 	return nil
 }
 
-// tooOld refuses (the first result) a user write whose key has a version
-// newer than the command's commit timestamp, as r holds it. The second
-// result is a storage failure.
-func tooOld(r pebble.Reader, h *kvpb.Header, w *kvpb.RequestUnion) (refused, err error) {
-	m := kvpb.MethodOf(w)
-	key, _ := kvpb.Span(w)
-	if key == nil || m.Flags().Has(kvpb.IsSystem) {
-		return nil, nil
+// order records entry e's commit timestamp ts as its group's last, or fails
+// with ErrCommitOrder if it is not above the one of the group's previous
+// entry. An index at or below the previous one is a new replica of the
+// group replaying its log: the record starts again. Commands without a
+// timestamp (system writes) are not ordered.
+func (k *KV) order(e raftnode.Entry, ts uint64) error {
+	if ts == 0 {
+		return nil
 	}
-	_, newest, _, err := mvcc.Get(r, key, mvcc.MaxTimestamp)
-	if err != nil {
-		return nil, fmt.Errorf("statemachine: newest version of %q: %w", key, err)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if last, ok := k.mu.last[e.Group]; ok && e.Index > last.index && ts <= last.ts {
+		return fmt.Errorf("%w: entry %d/%d has commit timestamp %d, not above %d of entry %d",
+			ErrCommitOrder, e.Group, e.Index, ts, last.ts, last.index)
 	}
-	if ts := h.GetTimestamp(); newest > ts {
-		return fmt.Errorf("%w: %v of key %q at %d, newest version %d", ErrWriteTooOld, m, key, ts, newest), nil
+	if k.mu.last == nil {
+		k.mu.last = make(map[uint64]applied)
 	}
-	return nil, nil
+	k.mu.last[e.Group] = applied{index: e.Index, ts: ts}
+	return nil
 }
 
 // inSpans reports whether the Pebble key k is in one of spans, each

@@ -790,14 +790,17 @@ func TestApplyModel(t *testing.T) {
 	}
 }
 
-// TestApplyWriteTooOld: a user write below its key's newest version, or
-// with no commit timestamp, is refused whole and writes nothing; two writes
-// of one key in one command share its timestamp, and the later wins.
-func TestApplyWriteTooOld(t *testing.T) {
+// TestApplyCommitOrder: a user write with no commit timestamp is refused
+// whole and writes nothing; a command whose timestamp is not above the one
+// of the group's previous entry stops the node (ErrCommitOrder) and writes
+// nothing; a replica replaying its group's log from an earlier index (a new
+// replica of the group) starts the order afresh; two writes of one key in
+// one command share its timestamp, and the later wins.
+func TestApplyCommitOrder(t *testing.T) {
 	db := openTestDB(t)
 	var kv KV
 	spans := spansOf(testUserGroup, 1)
-	apply := func(ts uint64, writes ...*kvpb.RequestUnion) (raftnode.Result, *pebble.Batch) {
+	apply := func(index, ts uint64, writes ...*kvpb.RequestUnion) (raftnode.Result, *pebble.Batch, error) {
 		t.Helper()
 		data, err := kvpb.EncodeCommand(&kvpb.ReplicatedCommand{Header: &kvpb.Header{Timestamp: ts}, Writes: writes})
 		if err != nil {
@@ -805,31 +808,46 @@ func TestApplyWriteTooOld(t *testing.T) {
 		}
 		b := db.NewIndexedBatch()
 		t.Cleanup(func() { _ = b.Close() })
-		res, err := kv.Apply(b, raftnode.Entry{Group: testUserGroup, Index: ts, Spans: spans}, data)
-		if err != nil {
-			t.Fatal(err)
+		res, err := kv.Apply(b, raftnode.Entry{Group: testUserGroup, Index: index, Spans: spans}, data)
+		if err == nil {
+			if err := b.Commit(pebble.Sync); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if err := b.Commit(pebble.Sync); err != nil {
-			t.Fatal(err)
-		}
-		return res, b
+		return res, b, err
 	}
-	if res, _ := apply(5, put("k", "a"), put("k", "b")); res.Err != nil {
-		t.Fatal(res.Err)
+	if res, _, err := apply(10, 5, put("k", "a"), put("k", "b")); err != nil || res.Err != nil {
+		t.Fatal(err, res.Err)
 	}
 	if v, _, found, err := mvcc.Get(db, []byte("k"), mvcc.MaxTimestamp); err != nil || !found || string(v) != "b" {
 		t.Fatalf("k = %q, %v, %v; want the later write of the command", v, found, err)
 	}
-	res, b := apply(3, put("j", "x"), put("k", "c"))
-	wantRefused(t, "put below the newest version", res, b, ErrWriteTooOld)
-	res, b = apply(0, put("j", "x"))
-	wantRefused(t, "put with no timestamp", res, b, ErrWriteTooOld)
-	res, b = apply(4, cas("k", []byte("b"), []byte("c")))
-	wantRefused(t, "compare-and-swap below the newest version", res, b, ErrWriteTooOld)
-	if res, _ := apply(6, del("k")); res.Err != nil {
-		t.Fatal(res.Err)
+	res, b, err := apply(11, 0, put("j", "x"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	// A tombstone is a version too.
-	res, b = apply(5, put("k", "d"))
-	wantRefused(t, "put below a tombstone", res, b, ErrWriteTooOld)
+	wantRefused(t, "put with no timestamp", res, b, ErrWriteTooOld)
+	for _, c := range []struct {
+		what string
+		ts   uint64
+		w    *kvpb.RequestUnion
+	}{
+		{"put below the previous entry's timestamp", 3, put("j", "x")},
+		{"put at the previous entry's timestamp", 5, put("j", "x")},
+		{"compare-and-swap below the previous entry's timestamp", 4, cas("k", []byte("b"), []byte("c"))},
+	} {
+		if _, b, err := apply(12, c.ts, c.w); !errors.Is(err, ErrCommitOrder) || !b.Empty() {
+			t.Fatalf("%s: %v (want %v), batch empty %v", c.what, err, ErrCommitOrder, b.Empty())
+		}
+	}
+	if res, _, err := apply(12, 6, del("k")); err != nil || res.Err != nil {
+		t.Fatal(err, res.Err)
+	}
+	// A new replica of the group replays the log from its start.
+	if res, _, err := apply(1, 2, put("i", "y")); err != nil || res.Err != nil {
+		t.Fatalf("replay from index 1: %v, %v", err, res.Err)
+	}
+	if _, _, err := apply(2, 1, put("i", "z")); !errors.Is(err, ErrCommitOrder) {
+		t.Fatalf("replayed entry below its predecessor: %v, want %v", err, ErrCommitOrder)
+	}
 }
