@@ -83,6 +83,14 @@ type Options struct {
 	// OracleWindow is how far ahead of the timestamps handed out the
 	// oracle persists its limit (tso.OracleOptions.Window). Default: 3 s.
 	OracleWindow time.Duration
+	// OracleLease is how long the oracle of a new system-shard leader
+	// waits before its first timestamp, so that an old leader that does
+	// not know it was deposed has stopped handing timestamps out; a
+	// confirmation of leadership lets the oracle serve for 90% of it. It
+	// adds to the time writes wait after the system shard's leader
+	// changes. It relies on the monotonic clocks of two nodes running at
+	// rates within 10% of each other, not on wall clocks. Default: 500 ms.
+	OracleLease time.Duration
 }
 
 func (o *Options) ensureDefaults() error {
@@ -132,6 +140,9 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.HistoryRetention == 0 {
 		o.HistoryRetention = time.Hour
+	}
+	if o.OracleLease < 0 {
+		return fmt.Errorf("strata: OracleLease is %v, must be >= 0", o.OracleLease)
 	}
 	if o.GCInterval == 0 {
 		o.GCInterval = time.Minute

@@ -34,8 +34,10 @@ func (db *DB) OracleLast() (Timestamp, bool) { return db.leader.Last() }
 // the system shard) and the node's oracle client. It runs before the raft
 // node starts, so that the node's leader-change hook finds them.
 func (db *DB) startClock() {
-	db.leader = db.store.StartLeaderTasks(replica.LeaderOptions{Oracle: tso.OracleOptions{
-		Clock: db.opts.Clock, Window: db.opts.OracleWindow}})
+	db.leader = db.store.StartLeaderTasks(replica.LeaderOptions{
+		Oracle:      tso.OracleOptions{Clock: db.opts.Clock, Window: db.opts.OracleWindow},
+		OracleLease: db.opts.OracleLease,
+	})
 	db.clock = tso.NewClient(tso.FetcherFunc(db.fetchTimestamps))
 }
 

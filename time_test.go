@@ -122,8 +122,8 @@ func TestNowClockJumps(t *testing.T) {
 
 // TestNowCoalesces: concurrent Now calls on a node get distinct,
 // increasing timestamps through the node's coalescing client (each round
-// trip is one GetTimestamp, confirmed by one ReadIndex call; the count is
-// logged).
+// trip is one GetTimestamp; the count of ReadIndex calls, the oracle's
+// confirmations under its lease and the node's other reads, is logged).
 func TestNowCoalesces(t *testing.T) {
 	db, err := strata.Open(strata.Options{Dir: t.TempDir(), TickInterval: 10 * time.Millisecond, GCInterval: -1})
 	if err != nil {
@@ -209,4 +209,63 @@ func TestNowAcrossLeaderTransfer(t *testing.T) {
 		}
 	}
 	cc.next(ctx, c)
+}
+
+// TestIsolatedOracleServesNothingStale: an oracle whose node is cut off
+// from the others, while a new system-shard leader opens its own, hands out
+// no timestamp at or below one the new oracle handed out. The old leader's
+// election timeout is made long, as if its ticks were slow or it had been
+// paused, so that raft's check-quorum does not depose it in time: only the
+// oracle's lease protects (without it the old oracle answers from its
+// persisted window, below the new oracle's timestamps).
+func TestIsolatedOracleServesNothingStale(t *testing.T) {
+	net := faultnet.New(1)
+	defer net.Close()
+	c := testcluster.StartFaulty(t, 3, strata.Options{Shards: 1}, net)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	const old = 1
+	c.Stop(old)
+	c.Edit(old, func(o *strata.Options) { o.ElectionTicks = 1000 })
+	c.Restart(old)
+	for systemLeader(ctx, t, c) != old {
+		if l := c.Leader(shard.SystemID); l != 0 {
+			_ = c.DB(l).TransferLeader(ctx, shard.SystemID, old) // until it took
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("node %d does not take the system shard's leadership: %v", old, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if _, err := c.DB(old).Now(ctx); err != nil {
+		t.Fatalf("Now on the leader %d: %v", old, err)
+	}
+	others := []uint64{2, 3}
+	net.Partition([]uint64{old}, others)
+	fresh := strata.Timestamp(0)
+	for fresh == 0 {
+		for _, id := range others {
+			nctx, ncancel := context.WithTimeout(ctx, 2*time.Second)
+			ts, err := c.DB(id).Now(nctx)
+			ncancel()
+			if err == nil {
+				fresh = ts
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no timestamp from the majority %v: %v", others, ctx.Err())
+		}
+	}
+	if _, leads, err := c.DB(old).Node().Leader(shard.SystemID); err != nil || !leads {
+		t.Fatalf("the cut-off node %d no longer believes it leads (%v): the test needs it to", old, err)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, time.Second)
+	ts, err := c.DB(old).Now(rctx)
+	rcancel()
+	if err == nil && ts <= fresh {
+		t.Fatalf("the cut-off old leader %d handed out %v after the new oracle handed out %v", old, ts, fresh)
+	}
+	t.Logf("the cut-off old leader answered %v, %v (the new oracle handed out %v)", ts, err, fresh)
 }

@@ -20,7 +20,20 @@ type LeaderOptions struct {
 	// Oracle configures the timestamp oracle (its clock, window). Default:
 	// tso's defaults (the system clock, a 3 s window).
 	Oracle tso.OracleOptions
+	// OracleLease is how long a newly opened oracle waits before its first
+	// batch, and bounds how long a confirmation of leadership lets it serve
+	// without another (see getTimestamp). It adds to the time writes wait
+	// after the system shard's leader changes. Default 500 ms.
+	OracleLease time.Duration
 }
+
+// DefaultOracleLease is LeaderOptions.OracleLease's default.
+const DefaultOracleLease = 500 * time.Millisecond
+
+// leaseServeFraction is the part of OracleLease that a confirmation lets
+// the oracle serve for: the rest is the margin for the rates of two nodes'
+// monotonic clocks to differ.
+const leaseServeFraction = 0.9
 
 // LeaderTasks runs the tasks that belong to the system shard's leader: the
 // timestamp oracle. It opens the oracle when the local replica becomes
@@ -37,8 +50,9 @@ type LeaderTasks struct {
 
 	wake   chan struct{} // capacity 1: a pending wake-up
 	ctx    context.Context
-	cancel context.CancelFunc // stops run
+	cancel context.CancelFunc // stops run and a renewal in flight
 	done   chan struct{}      // closed when run returned
+	renews sync.WaitGroup     // the renewal in flight
 
 	// mu guards the oracle's handover between run and the serving calls.
 	// It is never held across a call into raftnode or the oracle: the hook
@@ -49,6 +63,14 @@ type LeaderTasks struct {
 		// when not leading or not open yet.
 		oracle *tso.Oracle
 		term   uint64
+		// serveFrom is when the oracle may hand out its first batch:
+		// OracleLease after it opened, once every older oracle's lease
+		// has run out.
+		serveFrom time.Time
+		// leaseUntil is when the last confirmation of leadership in term
+		// stops covering batches; renewing is true while a renewal runs.
+		leaseUntil time.Time
+		renewing   bool
 		// cancelOpen cancels the tso.Open in flight, or is nil.
 		cancelOpen context.CancelFunc
 	}
@@ -58,6 +80,9 @@ type LeaderTasks struct {
 // serve GetTimestamp from them. Call it once, before the node starts, and
 // feed it raftnode's OnLeaderChange through LeaderChanged. Close stops it.
 func (s *Store) StartLeaderTasks(opts LeaderOptions) *LeaderTasks {
+	if opts.OracleLease <= 0 {
+		opts.OracleLease = DefaultOracleLease
+	}
 	lt := &LeaderTasks{s: s, opts: opts, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	lt.ctx, lt.cancel = context.WithCancel(context.Background())
 	s.leader.Store(lt)
@@ -87,6 +112,7 @@ func (lt *LeaderTasks) LeaderChanged(group, leader uint64) {
 func (lt *LeaderTasks) Close() error {
 	lt.cancel()
 	<-lt.done
+	lt.renews.Wait()
 	return nil
 }
 
@@ -188,6 +214,7 @@ func (lt *LeaderTasks) reconcile() error {
 	}
 	lt.mu.Lock()
 	lt.mu.oracle, lt.mu.term = o, st.Term
+	lt.mu.serveFrom, lt.mu.leaseUntil = time.Now().Add(lt.opts.OracleLease), time.Time{}
 	lt.mu.Unlock()
 	return nil
 }
@@ -197,6 +224,7 @@ func (lt *LeaderTasks) closeOracle() {
 	lt.mu.Lock()
 	o := lt.mu.oracle
 	lt.mu.oracle, lt.mu.term = nil, 0
+	lt.mu.leaseUntil = time.Time{}
 	lt.mu.Unlock()
 	if o != nil {
 		_ = o.Close()
@@ -209,11 +237,26 @@ func (lt *LeaderTasks) closeOracle() {
 // kvpb.ErrUnavailable; both are retried by the router.
 //
 // Two oracles must never serve at once (tso's Caveats): a deposed leader
-// that does not know it yet still has its oracle open. So after Next the
-// batch is confirmed with a ReadIndex round (a quorum still follows this
-// replica, so no later leader has opened its oracle, which starts above
-// this one's persisted limit) and the replica must still lead in the term
-// the oracle was opened in; else the batch is discarded, unused.
+// that does not know it yet still has its oracle open. Every batch is
+// handed out (Next) under a lease, then checked to be still inside it:
+//
+//   - A ReadIndex round started at time s confirms that at s no later
+//     leader had been elected (a quorum still followed this replica). It
+//     lets the oracle serve until s + OracleLease·leaseServeFraction.
+//   - A new leader's oracle waits OracleLease after it opened (after its
+//     election) before its first batch, so it starts after every lease of
+//     an older leader ran out, given that monotonic clocks run at rates
+//     within (1 − leaseServeFraction) of each other. Wall clocks play no
+//     part: they may jump.
+//
+// A batch handed out after its oracle's lease ran out is checked by a
+// ReadIndex round of its own before it is answered, else discarded unused.
+// A batch answered late (its node paused after the check) is harmless: the
+// write that asked for it started its fetch before the check, so reads at
+// the new oracle's later timestamps wait for it (docs/time.md). While a
+// lease covers the batches, the next one is confirmed in the background
+// once half of it is left, so a loaded oracle confirms a few times per
+// lease and not per batch.
 func (s *Store) getTimestamp(ctx context.Context, shard uint64, r *kvpb.GetTimestampRequest) (*kvpb.ResponseUnion_GetTimestamp, error) {
 	if shard != s.cfg.SystemShard {
 		return nil, fmt.Errorf("%w: timestamps come from the system shard %d, not shard %d", kvpb.ErrBadBatch, s.cfg.SystemShard, shard)
@@ -222,9 +265,18 @@ func (s *Store) getTimestamp(ctx context.Context, shard uint64, r *kvpb.GetTimes
 	if lt == nil {
 		return nil, fmt.Errorf("%w: no timestamp oracle on node %d", kvpb.ErrUnavailable, s.cfg.NodeID)
 	}
-	o, term := lt.oracle()
+	o, term, from := lt.serving()
 	if o == nil {
 		return nil, lt.notServing()
+	}
+	if wait := time.Until(from); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
 	}
 	first, err := o.Next(ctx, int(r.GetCount()))
 	switch {
@@ -238,18 +290,69 @@ func (s *Store) getTimestamp(ctx context.Context, shard uint64, r *kvpb.GetTimes
 	case err != nil:
 		return nil, err
 	}
-	if err := s.cfg.Node.ReadIndex(ctx, shard); err != nil {
-		return nil, err
+	if !lt.leased(term) {
+		if err := lt.confirm(ctx, term); err != nil {
+			return nil, err
+		}
 	}
-	st, err := s.cfg.Node.Status(shard)
+	return &kvpb.ResponseUnion_GetTimestamp{GetTimestamp: &kvpb.GetTimestampResponse{First: uint64(first)}}, nil
+}
+
+// serving returns the open oracle, the term it serves in and when it may
+// serve from (nil if none is open).
+func (lt *LeaderTasks) serving() (*tso.Oracle, uint64, time.Time) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	return lt.mu.oracle, lt.mu.term, lt.mu.serveFrom
+}
+
+// leased reports whether a confirmation of leadership in term covers a
+// batch handed out now. If less than half of the lease is left it starts a
+// renewal in the background, unless one runs.
+func (lt *LeaderTasks) leased(term uint64) bool {
+	now := time.Now()
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if lt.mu.oracle == nil || lt.mu.term != term || !now.Before(lt.mu.leaseUntil) {
+		return false
+	}
+	if !lt.mu.renewing && lt.mu.leaseUntil.Sub(now) < lt.opts.OracleLease/2 {
+		lt.mu.renewing = true
+		lt.renews.Add(1)
+		go func() {
+			defer lt.renews.Done()
+			_ = lt.confirm(lt.ctx, term) // a failure leaves the lease to run out
+			lt.mu.Lock()
+			lt.mu.renewing = false
+			lt.mu.Unlock()
+		}()
+	}
+	return true
+}
+
+// confirm runs a ReadIndex round on the system shard and, if the replica
+// still leads in term after it, extends the lease from the round's start.
+func (lt *LeaderTasks) confirm(ctx context.Context, term uint64) error {
+	id := lt.s.cfg.SystemShard
+	start := time.Now()
+	if err := lt.s.cfg.Node.ReadIndex(ctx, id); err != nil {
+		return err
+	}
+	st, err := lt.s.cfg.Node.Status(id)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !st.IsLeader || st.Term != term {
 		lt.poke()
-		return nil, &raftnode.NotLeaderError{Group: shard, Leader: st.Leader}
+		return &raftnode.NotLeaderError{Group: id, Leader: st.Leader}
 	}
-	return &kvpb.ResponseUnion_GetTimestamp{GetTimestamp: &kvpb.GetTimestampResponse{First: uint64(first)}}, nil
+	until := start.Add(time.Duration(leaseServeFraction * float64(lt.opts.OracleLease)))
+	lt.mu.Lock()
+	if lt.mu.oracle != nil && lt.mu.term == term && until.After(lt.mu.leaseUntil) {
+		lt.mu.leaseUntil = until
+	}
+	lt.mu.Unlock()
+	return nil
 }
 
 // notServing is the error for a call that found no open oracle: not leader

@@ -31,6 +31,8 @@ type Cluster struct {
 	// joins holds the nodes wiped by Wipe: they open with Options.Join
 	// and must be joined (Join) rather than bootstrap a cluster again.
 	joins map[uint64]bool
+	// edits change a node's options from its next start (Edit).
+	edits map[uint64]func(*strata.Options)
 	// crash holds the crashes armed by ArmCrash, which the nodes' pebble
 	// goroutines trigger from inside their filesystems; its lock also
 	// guards the writes of fs.
@@ -138,7 +140,19 @@ func (c *Cluster) Options(id uint64) strata.Options {
 		o.FS = errorfs.Wrap(c.fs[id], crashInjector{c: c, id: id})
 	}
 	o.Join = c.joins[id]
+	if edit := c.edits[id]; edit != nil {
+		edit(&o)
+	}
 	return o
+}
+
+// Edit makes node id open with edit applied to its options from its next
+// start (Restart), for a node unlike the others (a slower tick, say).
+func (c *Cluster) Edit(id uint64, edit func(*strata.Options)) {
+	if c.edits == nil {
+		c.edits = make(map[uint64]func(*strata.Options))
+	}
+	c.edits[id] = edit
 }
 
 // crashInjector is the hook of ArmCrash in a node's filesystem: it sees
