@@ -55,6 +55,14 @@ func (db *DB) stopClock() {
 // fetchTimestamps is the oracle client's Fetcher: a GetTimestamp request to
 // the system shard, which the router sends to its leader and retries there.
 func (db *DB) fetchTimestamps(ctx context.Context, n int) (tso.Timestamp, error) {
+	if _, local := db.leader.Last(); local {
+		// This node runs the oracle: ask it directly. If it turns out not
+		// to serve (it lost the system shard meanwhile), the router finds
+		// the leader.
+		if first, err := db.leader.Timestamps(ctx, n); err == nil || ctx.Err() != nil {
+			return first, err
+		}
+	}
 	br, err := db.sender.Send(ctx, &kvpb.BatchRequest{Header: &kvpb.Header{ShardId: shard.SystemID},
 		Requests: []*kvpb.RequestUnion{{Value: &kvpb.RequestUnion_GetTimestamp{
 			GetTimestamp: &kvpb.GetTimestampRequest{Count: uint32(n)}}}}})

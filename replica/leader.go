@@ -265,9 +265,23 @@ func (s *Store) getTimestamp(ctx context.Context, shard uint64, r *kvpb.GetTimes
 	if lt == nil {
 		return nil, fmt.Errorf("%w: no timestamp oracle on node %d", kvpb.ErrUnavailable, s.cfg.NodeID)
 	}
+	first, err := lt.Timestamps(ctx, int(r.GetCount()))
+	if err != nil {
+		return nil, err
+	}
+	return &kvpb.ResponseUnion_GetTimestamp{GetTimestamp: &kvpb.GetTimestampResponse{First: uint64(first)}}, nil
+}
+
+// Timestamps hands out n timestamps from the local oracle, as a
+// GetTimestamp request served here does (see getTimestamp), and returns the
+// first: the batch is [first, first+n). A node that does not lead the
+// system shard fails with *raftnode.NotLeaderError, a leader whose oracle
+// is not open yet with kvpb.ErrUnavailable. The node's own oracle client
+// calls it directly while the node leads, sparing a request's encoding.
+func (lt *LeaderTasks) Timestamps(ctx context.Context, n int) (tso.Timestamp, error) {
 	o, term, from := lt.serving()
 	if o == nil {
-		return nil, lt.notServing()
+		return tso.Zero, lt.notServing()
 	}
 	if wait := time.Until(from); wait > 0 {
 		t := time.NewTimer(wait)
@@ -275,27 +289,27 @@ func (s *Store) getTimestamp(ctx context.Context, shard uint64, r *kvpb.GetTimes
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, ctx.Err()
+			return tso.Zero, ctx.Err()
 		}
 	}
-	first, err := o.Next(ctx, int(r.GetCount()))
+	first, err := o.Next(ctx, n)
 	switch {
 	case errors.Is(err, tso.ErrClosed):
-		return nil, lt.notServing()
+		return tso.Zero, lt.notServing()
 	case err != nil && ctx.Err() == nil:
 		// A failed save of the limit: nothing was handed out, so the
 		// request may be sent again, even if the save itself was
 		// ambiguous (%v: that ambiguity is not this request's).
-		return nil, fmt.Errorf("%w: timestamp oracle: %v", kvpb.ErrUnavailable, err)
+		return tso.Zero, fmt.Errorf("%w: timestamp oracle: %v", kvpb.ErrUnavailable, err)
 	case err != nil:
-		return nil, err
+		return tso.Zero, err
 	}
 	if !lt.leased(term) {
 		if err := lt.confirm(ctx, term); err != nil {
-			return nil, err
+			return tso.Zero, err
 		}
 	}
-	return &kvpb.ResponseUnion_GetTimestamp{GetTimestamp: &kvpb.GetTimestampResponse{First: uint64(first)}}, nil
+	return first, nil
 }
 
 // serving returns the open oracle, the term it serves in and when it may
