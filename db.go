@@ -124,7 +124,7 @@ func (db *DB) open() error {
 		Descriptor:       db.userDescriptor,
 		CreateReplica:    db.createReplicaProto,
 		Directory:        db.localDirectory,
-		Timestamps:       tso.FetcherFunc(db.fetchTimestamps),
+		Timestamps:       tso.FetcherFunc(db.commitTimestamps),
 	})
 	if err != nil {
 		return err

@@ -52,6 +52,13 @@ func (db *DB) stopClock() {
 	}
 }
 
+// commitTimestamps hands the replica store's sequencers n commit
+// timestamps through the node's oracle client, so that the waves of every
+// shard on the node share one round trip to the oracle.
+func (db *DB) commitTimestamps(ctx context.Context, n int) (tso.Timestamp, error) {
+	return db.clock.GetN(ctx, n)
+}
+
 // fetchTimestamps is the oracle client's Fetcher: a GetTimestamp request to
 // the system shard, which the router sends to its leader and retries there.
 func (db *DB) fetchTimestamps(ctx context.Context, n int) (tso.Timestamp, error) {

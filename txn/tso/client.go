@@ -57,8 +57,9 @@ type Client struct {
 	}
 }
 
-// request is one Get. ts and err are set before done closes.
+// request is one Get or GetN. ts and err are set before done closes.
 type request struct {
+	n        int // timestamps wanted: [ts, ts+n)
 	done     chan struct{}
 	ts       Timestamp
 	err      error
@@ -77,8 +78,16 @@ func NewClient(f Fetcher) *Client {
 // Get returns a timestamp above every timestamp handed out (by any client of
 // the same oracle) before Get was called. It waits for the next fetch, or
 // until ctx ends.
-func (c *Client) Get(ctx context.Context) (Timestamp, error) {
-	r := &request{done: make(chan struct{})}
+func (c *Client) Get(ctx context.Context) (Timestamp, error) { return c.GetN(ctx, 1) }
+
+// GetN is Get for n consecutive timestamps (1 <= n <= MaxBatch): it returns
+// the first, and the n timestamps from it on are the caller's. It shares a
+// fetch with the other callers waiting, as Get does.
+func (c *Client) GetN(ctx context.Context, n int) (Timestamp, error) {
+	if n < 1 || n > MaxBatch {
+		return Zero, fmt.Errorf("tso: GetN of %d timestamps, want 1 to %d", n, MaxBatch)
+	}
+	r := &request{n: n, done: make(chan struct{})}
 	c.mu.Lock()
 	if c.mu.closed {
 		c.mu.Unlock()
@@ -134,8 +143,12 @@ func (c *Client) run() {
 		if batch == nil {
 			return
 		}
-		first, err := c.fetcher.Fetch(ctx, len(batch))
-		c.deliver(batch, first, err)
+		total := 0
+		for _, r := range batch {
+			total += r.n
+		}
+		first, err := c.fetcher.Fetch(ctx, total)
+		c.deliver(batch, total, first, err)
 	}
 }
 
@@ -153,12 +166,18 @@ func (c *Client) takeBatch() ([]*request, context.Context) {
 		c.mu.pending = nil
 	}
 	var batch []*request
-	i := 0
-	for ; i < len(c.mu.pending) && len(batch) < MaxBatch; i++ {
-		if r := c.mu.pending[i]; !r.gone {
-			r.inFlight = true
-			batch = append(batch, r)
+	i, total := 0, 0
+	for ; i < len(c.mu.pending); i++ {
+		r := c.mu.pending[i]
+		if r.gone {
+			continue
 		}
+		if total+r.n > MaxBatch {
+			break
+		}
+		r.inFlight = true
+		batch = append(batch, r)
+		total += r.n
 	}
 	c.mu.pending = c.mu.pending[i:]
 	if len(batch) == 0 {
@@ -171,9 +190,9 @@ func (c *Client) takeBatch() ([]*request, context.Context) {
 	return batch, ctx
 }
 
-// deliver hands the fetched timestamps [first, first+len(batch)) out in
-// arrival order, or err to every request of the batch.
-func (c *Client) deliver(batch []*request, first Timestamp, err error) {
+// deliver hands the fetched timestamps [first, first+total) out in arrival
+// order, each request its n, or err to every request of the batch.
+func (c *Client) deliver(batch []*request, total int, first Timestamp, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.mu.cancelFetch()
@@ -182,19 +201,21 @@ func (c *Client) deliver(batch []*request, first Timestamp, err error) {
 	case err != nil && c.mu.closed:
 		err = ErrClosed
 	case err != nil:
-		err = fmt.Errorf("tso: fetching %d timestamps: %w", len(batch), err)
+		err = fmt.Errorf("tso: fetching %d timestamps: %w", total, err)
 	case first <= c.mu.last:
 		err = fmt.Errorf("%w: fetched %v after %v", ErrWentBack, first, c.mu.last)
-	case first > Max-Timestamp(len(batch))+1:
-		err = fmt.Errorf("%w: fetched %v for %d", ErrExhausted, first, len(batch))
+	case first > Max-Timestamp(total)+1:
+		err = fmt.Errorf("%w: fetched %v for %d", ErrExhausted, first, total)
 	default:
-		c.mu.last = first + Timestamp(len(batch)) - 1
+		c.mu.last = first + Timestamp(total) - 1
 	}
-	for i, r := range batch {
+	next := first
+	for _, r := range batch {
 		if err != nil {
 			r.err = err
 		} else {
-			r.ts = first + Timestamp(i)
+			r.ts = next
+			next += Timestamp(r.n)
 		}
 		close(r.done)
 	}

@@ -210,3 +210,61 @@ func TestClientClose(t *testing.T) {
 		t.Fatalf("Get after Close = %v, want ErrClosed", err)
 	}
 }
+
+// TestClientGetN: requests for several timestamps share a fetch with
+// single ones, each gets its own consecutive run, and a count out of range
+// is refused.
+func TestClientGetN(t *testing.T) {
+	ctx := testContext(t)
+	f := newHeldFetcher()
+	c := NewClient(f)
+	defer c.Close()
+	if _, err := c.GetN(ctx, 0); err == nil {
+		t.Fatal("GetN(0) succeeded")
+	}
+	if _, err := c.GetN(ctx, MaxBatch+1); err == nil {
+		t.Fatal("GetN(MaxBatch+1) succeeded")
+	}
+	first := make(chan Timestamp, 1)
+	go func() {
+		ts, _ := c.Get(ctx)
+		first <- ts
+	}()
+	<-f.calls // a fetch in flight: the next callers wait for the next one
+	type res struct {
+		n  int
+		ts Timestamp
+	}
+	out := make(chan res, 3)
+	var wg sync.WaitGroup
+	for _, n := range []int{5, 1, 3} {
+		wg.Go(func() {
+			ts, err := c.GetN(ctx, n)
+			if err != nil {
+				t.Errorf("GetN(%d): %v", n, err)
+			}
+			out <- res{n, ts}
+		})
+	}
+	waitPending(t, ctx, c, 3)
+	f.release <- 100
+	if n := <-f.calls; n != 9 {
+		t.Fatalf("second fetch asked for %d timestamps, want 9", n)
+	}
+	f.release <- 200
+	wg.Wait()
+	close(out)
+	if ts := <-first; ts != 100 {
+		t.Fatalf("Get = %v, want 100", ts)
+	}
+	used := map[Timestamp]bool{}
+	for r := range out {
+		for i := range r.n {
+			ts := r.ts + Timestamp(i)
+			if ts < 200 || ts >= 209 || used[ts] {
+				t.Fatalf("GetN(%d) = %v: %v outside [200, 209) or shared", r.n, r.ts, ts)
+			}
+			used[ts] = true
+		}
+	}
+}
