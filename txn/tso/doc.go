@@ -32,9 +32,11 @@
 // An Oracle serves below the limit it saved without asking raft again, so a
 // deposed leader whose Oracle is still open could hand out timestamps below
 // those of the new leader. The owner must close the Oracle when leadership
-// is lost and serve only while it holds the leader lease (or confirm
-// leadership, e.g. by ReadIndex, per batch). The Client refuses a fetch that
-// goes back (ErrWentBack) rather than hand it out.
+// is lost and serve only while it holds a lease that a new leader's oracle
+// waits out (package replica's LeaderTasks: a ReadIndex round starts each
+// lease, measured on the monotonic clock), or confirm leadership per
+// batch. The Client refuses a fetch that goes back (ErrWentBack) rather
+// than hand it out.
 //
 // A request whose caller gives up still uses up its timestamp: timestamps
 // are unique and increasing, not dense.
