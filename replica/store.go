@@ -162,7 +162,7 @@ func (s *Store) checkRange(ba *kvpb.BatchRequest) error {
 			return &kvpb.ShardMismatchError{Shard: id, Generation: h.GetShardGeneration()}
 		}
 		if g := h.GetShardGeneration(); g != 0 && g != d.GetGeneration() {
-			return &kvpb.ShardMismatchError{Shard: id, Generation: g, Descriptors: []*kvpb.ShardDescriptor{d}}
+			return s.mismatch(ba, d)
 		}
 	}
 	for i, r := range ba.GetRequests() {
@@ -176,10 +176,41 @@ func (s *Store) checkRange(ba *kvpb.BatchRequest) error {
 		}
 		start, end := kvpb.Span(r)
 		if !inRange(d, start, end) {
-			return &kvpb.ShardMismatchError{Shard: id, Generation: h.GetShardGeneration(), Descriptors: []*kvpb.ShardDescriptor{d}}
+			return s.mismatch(ba, d)
 		}
 	}
 	return nil
+}
+
+// mismatch is the refusal of a user batch routed with a stale view of its
+// shard, whose descriptor here is d: it carries d and, so that the router
+// can re-route at once, the descriptors of this node's directory that
+// overlap the batch's keys.
+func (s *Store) mismatch(ba *kvpb.BatchRequest, d *kvpb.ShardDescriptor) *kvpb.ShardMismatchError {
+	h := ba.GetHeader()
+	m := &kvpb.ShardMismatchError{Shard: h.GetShardId(), Generation: h.GetShardGeneration(), Descriptors: []*kvpb.ShardDescriptor{d}}
+	dir, err := s.cfg.Directory()
+	if err != nil {
+		return m // d alone still tells the router its view is stale
+	}
+	for _, o := range dir {
+		if o.GetId() != d.GetId() && slices.ContainsFunc(ba.GetRequests(), func(r *kvpb.RequestUnion) bool {
+			start, end := kvpb.Span(r)
+			return overlaps(o, start, end)
+		}) {
+			m.Descriptors = append(m.Descriptors, o)
+		}
+	}
+	return m
+}
+
+// overlaps reports whether [start, end) (as in inRange) meets d's range.
+func overlaps(d *kvpb.ShardDescriptor, start, end []byte) bool {
+	if end == nil {
+		return inRange(d, start, nil)
+	}
+	return (d.End == nil || bytes.Compare(start, d.GetEnd()) < 0) &&
+		(len(end) == 0 || bytes.Compare(d.GetStart(), end) < 0)
 }
 
 // inRange reports whether [start, end) lies in d's range; a nil end is a

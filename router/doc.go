@@ -17,6 +17,14 @@
 //     node (transport.ErrNotSent). When it gives up, the error wraps both the
 //     last failure and the reason (the context's error), so callers still
 //     find the typed error (errors.As) of the last attempt.
+//   - A batch it routed by its shard cache (one with no shard set by the
+//     caller) carries the generation of the descriptor it was routed by.
+//     A replica that refuses it as routed by a stale view (a
+//     kvpb.ShardMismatchError whose descriptor of the shard has another
+//     generation, or does not hold the batch's keys) sends the current
+//     descriptors back; the cache learns them (cache.go) and the refused
+//     part, which had no effect, is routed again, alone: the parts of the
+//     batch that were served are not sent again.
 //   - It never retries a write whose outcome is unknown: a forward that
 //     failed after it was sent, or a proposal whose context ended, is
 //     kvpb.ErrAmbiguous, returned at once.

@@ -68,6 +68,9 @@ type DistSender struct {
 	// leader: the next such request tries it first, rather than the
 	// replicas in directory order, which may start with one that is down.
 	via sync.Map
+	// cache is the shard cache Send routes by: the directory overlaid with
+	// what refusals taught.
+	cache cache
 }
 
 var _ Sender = (*DistSender)(nil)
@@ -87,51 +90,85 @@ func New(cfg Config) (*DistSender, error) {
 // shard, concurrently. The part for each shard is atomic; a batch spanning
 // shards is not, and on failure some parts may have applied (the error
 // says which failures are ambiguous).
+//
+// A batch with no shard set is routed by the shard cache and carries the
+// generation of the descriptor it was routed by. When a replica refuses it
+// as routed by a stale view (kvpb.ShardMismatchError with the current
+// descriptors), the cache learns them and the refused part, which had no
+// effect, is routed again. A batch whose Header names its shard is the
+// caller's: a mismatch is returned, not re-routed.
 func (ds *DistSender) Send(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchResponse, error) {
 	if ba.GetHeader().GetShardId() != 0 {
-		return ds.sendToShard(ctx, ba)
+		return ds.sendToShard(ctx, ba, false)
 	}
-	routes, err := ds.cfg.Routes()
-	if err != nil {
-		return nil, err
-	}
-	reqs := ba.GetRequests()
-	if len(reqs) == 1 && reqs[0].GetScan() != nil {
-		return ds.scan(ctx, routes, ba)
-	}
-	byShard := map[uint64][]int{}
-	var order []uint64
-	for i, r := range reqs {
-		key, _ := kvpb.Span(r)
-		id := routes.Lookup(key).ID
-		if _, ok := byShard[id]; !ok {
-			order = append(order, id)
+	return ds.sendRouted(ctx, ba)
+}
+
+// sendRouted routes a batch with no shard set by the cache, and routes
+// again what a replica refused as routed stale.
+func (ds *DistSender) sendRouted(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchResponse, error) {
+	bo := retry.NewBackoffer(ctx, retry.BackofferOptions{Closer: ds.cfg.Closer})
+	for {
+		routes, err := ds.cfg.Routes()
+		if err != nil {
+			return nil, err
 		}
-		byShard[id] = append(byShard[id], i)
+		reqs := ba.GetRequests()
+		if len(reqs) == 1 && reqs[0].GetScan() != nil {
+			return ds.scan(ctx, routes, ba)
+		}
+		var (
+			order   []shard.Descriptor
+			byShard = map[uint64][]int{}
+		)
+		for i, r := range reqs {
+			key, _ := kvpb.Span(r)
+			d := ds.cache.lookup(routes, key)
+			if _, ok := byShard[d.ID]; !ok {
+				order = append(order, d)
+			}
+			byShard[d.ID] = append(byShard[d.ID], i)
+		}
+		if len(order) == 0 {
+			return ds.sendToShard(ctx, ba, false) // no requests: the replica refuses it
+		}
+		if len(order) > 1 {
+			return ds.sendParts(ctx, ba, order, byShard)
+		}
+		br, err := ds.sendToShard(ctx, addressed(ba, order[0]), true)
+		var stale *staleRouteError
+		if !errors.As(err, &stale) {
+			return br, err
+		}
+		if err := bo.Backoff(retry.ShardMiss, stale.err); err != nil {
+			return nil, err
+		}
 	}
-	if len(order) <= 1 {
-		sub := withShard(ba, order...)
-		return ds.sendToShard(ctx, sub)
-	}
+}
+
+// sendParts sends the requests of ba, grouped by shard (order, byShard:
+// the request indexes of each shard), as one batch per shard, each routed
+// on its own, concurrently, and puts the answers together in ba's order.
+func (ds *DistSender) sendParts(ctx context.Context, ba *kvpb.BatchRequest, order []shard.Descriptor, byShard map[uint64][]int) (*kvpb.BatchResponse, error) {
+	reqs := ba.GetRequests()
 	out := &kvpb.BatchResponse{Responses: make([]*kvpb.ResponseUnion, len(reqs))}
 	errs := make([]error, len(order))
 	stamps := make([]uint64, len(order))
 	var wg sync.WaitGroup
-	for i, id := range order {
-		sub := withShard(ba, id)
-		sub.Requests = make([]*kvpb.RequestUnion, 0, len(byShard[id]))
-		for _, j := range byShard[id] {
+	for i, d := range order {
+		sub := &kvpb.BatchRequest{Header: proto.CloneOf(ba.GetHeader()), Requests: make([]*kvpb.RequestUnion, 0, len(byShard[d.ID]))}
+		for _, j := range byShard[d.ID] {
 			sub.Requests = append(sub.Requests, reqs[j])
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			br, err := ds.sendToShard(ctx, sub)
+			br, err := ds.sendRouted(ctx, sub)
 			if err != nil {
-				errs[i] = fmt.Errorf("shard %d: %w", id, err)
+				errs[i] = fmt.Errorf("shard %d: %w", d.ID, err)
 				return
 			}
-			for k, j := range byShard[id] {
+			for k, j := range byShard[d.ID] {
 				out.Responses[j] = br.GetResponses()[k]
 			}
 			stamps[i] = br.GetTimestamp()
@@ -145,23 +182,30 @@ func (ds *DistSender) Send(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.Ba
 	return out, nil
 }
 
-// withShard returns a shallow copy of ba addressed to shard ids[0] (or
-// unaddressed, with no ids), sharing ba's requests.
-func withShard(ba *kvpb.BatchRequest, ids ...uint64) *kvpb.BatchRequest {
+// addressed returns a shallow copy of ba addressed to the shard of d at
+// d's generation, sharing ba's requests.
+func addressed(ba *kvpb.BatchRequest, d shard.Descriptor) *kvpb.BatchRequest {
 	h := proto.CloneOf(ba.GetHeader())
 	if h == nil {
 		h = &kvpb.Header{}
 	}
-	if len(ids) > 0 {
-		h.ShardId = ids[0]
-	}
+	h.ShardId, h.ShardGeneration = d.ID, d.Generation
 	return &kvpb.BatchRequest{Header: h, Requests: ba.GetRequests()}
 }
+
+// staleRouteError is a refusal of a batch the router addressed by a stale
+// cache (refutes): the cache has learned the replica's descriptors, and
+// the batch, which had no effect, is to be routed again.
+type staleRouteError struct{ err error }
+
+func (e *staleRouteError) Error() string { return "router: stale route: " + e.err.Error() }
+func (e *staleRouteError) Unwrap() error { return e.err }
 
 // scan serves a batch of one scan over every shard its range overlaps, in
 // key order, following each shard's resume keys, until the range or the
 // scan's limit is exhausted, or the batch's max_bytes budget (if set) is
-// spent: then the answer's resume_key says where to go on.
+// spent: then the answer's resume_key says where to go on. A part refused
+// as routed stale is routed again from where the scan stands.
 func (ds *DistSender) scan(ctx context.Context, routes *shard.Router, ba *kvpb.BatchRequest) (*kvpb.BatchResponse, error) {
 	sc := ba.GetRequests()[0].GetScan()
 	start, end := sc.GetStart(), sc.End // nil end: unbounded
@@ -169,56 +213,68 @@ func (ds *DistSender) scan(ctx context.Context, routes *shard.Router, ba *kvpb.B
 	budget := ba.GetHeader().GetMaxBytes()
 	var used uint64
 	out := &kvpb.ScanResponse{}
-	for _, d := range routes.Overlapping(start, end) {
-		s, e := start, end
-		if bytes.Compare(d.Start, s) > 0 {
-			s = d.Start
+	bo := retry.NewBackoffer(ctx, retry.BackofferOptions{Closer: ds.cfg.Closer})
+	for s := start; ; {
+		if end != nil && bytes.Compare(s, end) >= 0 {
+			return scanResponse(out), nil
 		}
+		d := ds.cache.lookup(routes, s)
+		e := end
 		if d.End != nil && (e == nil || bytes.Compare(d.End, e) < 0) {
 			e = d.End
 		}
-		for {
-			part := proto.CloneOf(sc)
-			part.Start, part.End = s, e
-			if limit > 0 {
-				part.Limit = uint32(limit - len(out.Kvs))
-			}
-			sub := withShard(ba, d.ID)
-			if budget > 0 {
-				sub.Header.MaxBytes = budget - used
-			}
-			sub.Requests = []*kvpb.RequestUnion{{Value: &kvpb.RequestUnion_Scan{Scan: part}}}
-			br, err := ds.sendToShard(ctx, sub)
-			if err != nil {
+		part := proto.CloneOf(sc)
+		part.Start, part.End = s, e
+		if limit > 0 {
+			part.Limit = uint32(limit - len(out.Kvs))
+		}
+		sub := addressed(ba, d)
+		if budget > 0 {
+			sub.Header.MaxBytes = budget - used
+		}
+		sub.Requests = []*kvpb.RequestUnion{{Value: &kvpb.RequestUnion_Scan{Scan: part}}}
+		br, err := ds.sendToShard(ctx, sub, true)
+		var stale *staleRouteError
+		if errors.As(err, &stale) {
+			if err := bo.Backoff(retry.ShardMiss, stale.err); err != nil {
 				return nil, err
 			}
-			resp := br.GetResponses()[0].GetScan()
-			out.Kvs = append(out.Kvs, resp.GetKvs()...)
-			for _, kv := range resp.GetKvs() {
-				used += uint64(len(kv.GetKey()) + len(kv.GetValue()))
+			if routes, err = ds.cfg.Routes(); err != nil {
+				return nil, err
 			}
-			if limit > 0 && len(out.Kvs) >= limit {
-				return scanResponse(out), nil
-			}
-			spent := budget > 0 && used >= budget
-			if next := resp.GetResumeKey(); len(next) > 0 {
-				if spent {
-					out.ResumeKey = next
-					return scanResponse(out), nil
-				}
-				s = next
-				continue
-			}
-			// This shard's part is done; the range goes on in the next
-			// shard unless it ended here.
-			if spent && d.End != nil && (end == nil || bytes.Compare(d.End, end) < 0) {
-				out.ResumeKey = d.End
-				return scanResponse(out), nil
-			}
-			break
+			continue
 		}
+		if err != nil {
+			return nil, err
+		}
+		resp := br.GetResponses()[0].GetScan()
+		out.Kvs = append(out.Kvs, resp.GetKvs()...)
+		for _, kv := range resp.GetKvs() {
+			used += uint64(len(kv.GetKey()) + len(kv.GetValue()))
+		}
+		if limit > 0 && len(out.Kvs) >= limit {
+			return scanResponse(out), nil
+		}
+		spent := budget > 0 && used >= budget
+		if next := resp.GetResumeKey(); len(next) > 0 {
+			if spent {
+				out.ResumeKey = next
+				return scanResponse(out), nil
+			}
+			s = next
+			continue
+		}
+		// This shard's part is done; the range goes on in the next shard
+		// unless it ended here.
+		if d.End == nil || (end != nil && bytes.Compare(d.End, end) >= 0) {
+			return scanResponse(out), nil
+		}
+		if spent {
+			out.ResumeKey = d.End
+			return scanResponse(out), nil
+		}
+		s = d.End
 	}
-	return scanResponse(out), nil
 }
 
 func scanResponse(sr *kvpb.ScanResponse) *kvpb.BatchResponse {
@@ -227,13 +283,18 @@ func scanResponse(sr *kvpb.ScanResponse) *kvpb.BatchResponse {
 
 // sendToShard sends a batch addressed to one shard: to the local replica,
 // or forwarded to the leader or another replica, until it is served, a
-// failure is final, or ctx ends.
-func (ds *DistSender) sendToShard(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchResponse, error) {
+// failure is final, or ctx ends. If routed (the router addressed it by its
+// cache), a refusal that shows the cache stale is a *staleRouteError, at
+// once: the cache has learned the refusal's descriptors.
+func (ds *DistSender) sendToShard(ctx context.Context, ba *kvpb.BatchRequest, routed bool) (*kvpb.BatchResponse, error) {
 	id := ba.GetHeader().GetShardId()
 	tr := ds.cfg.Transport
 	bo := retry.NewBackoffer(ctx, retry.BackofferOptions{Closer: ds.cfg.Closer})
 	for attempt := 0; ; attempt++ {
 		br, err := ds.cfg.Local.Send(ctx, ba)
+		if routed && ds.stale(ba, err) {
+			return nil, &staleRouteError{err: err}
+		}
 		var (
 			nle *kvpb.NotLeaderError
 			via uint64 // the replica a request with no local leader went to
@@ -256,6 +317,9 @@ func (ds *DistSender) sendToShard(ctx context.Context, ba *kvpb.BatchRequest) (*
 		if via != 0 {
 			ds.noteVia(id, via, err)
 		}
+		if routed && ds.stale(ba, err) {
+			return nil, &staleRouteError{err: err}
+		}
 		if err == nil {
 			return br, nil
 		}
@@ -270,6 +334,18 @@ func (ds *DistSender) sendToShard(ctx context.Context, ba *kvpb.BatchRequest) (*
 			return nil, err
 		}
 	}
+}
+
+// stale reports whether err refuses ba, a batch the router addressed by
+// its cache, as routed by a stale view (refutes), after the cache learned
+// the refusal's descriptors.
+func (ds *DistSender) stale(ba *kvpb.BatchRequest, err error) bool {
+	var sme *kvpb.ShardMismatchError
+	if !errors.As(err, &sme) || len(sme.Descriptors) == 0 {
+		return false
+	}
+	ds.cache.learn(sme.Descriptors)
+	return refutes(sme, ba)
 }
 
 // isNoReplica reports whether err says the node has no replica of the
