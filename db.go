@@ -223,12 +223,14 @@ func (db *DB) replicaGCLoop() {
 
 // collectReplica destroys the local replica of group g if it believes it is
 // a member, knows no leader, and the shard's confirmed leader says it is
-// not a member. A new empty replica (one AddReplica is filling) counts
-// itself no member and is left alone.
+// not a member: the leader's membership lacks this node, or has another
+// replica (incarnation) of it. A new empty replica (one AddReplica is
+// filling) counts itself no member and is left alone.
 func (db *DB) collectReplica(g uint64) {
 	self := db.opts.NodeID
+	believesMember := func(st raftnode.GroupStatus) bool { return st.Replicas[self] == st.ReplicaID }
 	st, err := db.node.Status(g)
-	if err != nil || st.Leader != 0 || !(slices.Contains(st.Voters, self) || slices.Contains(st.Learners, self)) {
+	if err != nil || st.Leader != 0 || !believesMember(st) {
 		return
 	}
 	if db.router.Load() == nil {
@@ -237,14 +239,14 @@ func (db *DB) collectReplica(g uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*replicaGCInterval)
 	defer cancel()
 	p, err := db.progress(ctx, g, self)
-	if err != nil || slices.Contains(p.GetVoters(), self) || slices.Contains(p.GetLearners(), self) {
+	if err != nil || p.GetReplicaId() == st.ReplicaID {
 		return
 	}
 	// Under the lock createReplica takes, and checked again: a fresh
 	// replica may have replaced the stale one meanwhile.
 	db.replicaAdminMu.Lock()
 	defer db.replicaAdminMu.Unlock()
-	if st, err := db.node.Status(g); err != nil || !(slices.Contains(st.Voters, self) || slices.Contains(st.Learners, self)) {
+	if now, err := db.node.Status(g); err != nil || now.ReplicaID != st.ReplicaID || !believesMember(now) {
 		return
 	}
 	if err := db.node.DestroyGroup(ctx, g); err == nil {

@@ -8,10 +8,15 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/strata-kv/strata/internal/kvpb"
+	"github.com/strata-kv/strata/internal/replicaid"
 	"github.com/strata-kv/strata/storage"
 	"github.com/strata-kv/strata/transport"
 	"google.golang.org/protobuf/proto"
 )
+
+// MaxNodeID is the largest node ID: a raft replica ID keeps its node's ID
+// in its low bits, above them the replica's incarnation (raftnode.AddLearner).
+const MaxNodeID = replicaid.MaxNode
 
 // NodeRecord is a node's entry in the cluster's node registry, kept in the
 // system shard.
