@@ -18,6 +18,13 @@ import (
 // in its low bits, above them the replica's incarnation (raftnode.AddLearner).
 const MaxNodeID = replicaid.MaxNode
 
+// ErrMustJoin is returned by Open on a new data directory of an initial
+// member whose peers already form a cluster in which this node took part:
+// its disk was lost or wiped. Bootstrapping again would make it an empty
+// voter that the others count as holding what it acknowledged. Start it
+// with Options.Join (kvnode start --join) and add its replicas back.
+var ErrMustJoin = errors.New("strata: this node's data is gone but its peers already form a cluster: start it with Join (kvnode start --join)")
+
 // NodeRecord is a node's entry in the cluster's node registry, kept in the
 // system shard.
 type NodeRecord struct {
