@@ -120,3 +120,29 @@ func TestStaleIncarnationMessageDropped(t *testing.T) {
 		t.Fatalf("follower %d stepped a message for replica %#x: term %d -> %d", f.id, other, st.Term, after.Term)
 	}
 }
+
+// TestEmptyReplicaTakesNewerID re-creates, after a restart, an empty
+// replica that never heard from a leader under a newer replica ID (the
+// call that created it failed before it was recorded as hosted, and the
+// learner was added again): it never said anything under the old ID, so it
+// may. An older ID than the stored one is refused.
+func TestEmptyReplicaTakesNewerID(t *testing.T) {
+	const g = 1
+	c := newCluster(t, 1, []uint64{g}, nil)
+	n2 := c.addNode(2, nil)
+	older, newer := replicaid.Make(100, 2), replicaid.Make(200, 2)
+	if err := n2.node.CreateGroup(replicaConfig(g, older)); err != nil {
+		t.Fatal(err)
+	}
+	c.stop(n2)
+	c.start(n2)
+	if err := n2.node.CreateGroup(replicaConfig(g, replicaid.Make(50, 2))); !errors.Is(err, raftnode.ErrStaleReplica) {
+		t.Fatalf("CreateGroup under an ID older than the stored one: %v, want ErrStaleReplica", err)
+	}
+	if err := n2.node.CreateGroup(replicaConfig(g, newer)); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := n2.node.Status(g); err != nil || st.ReplicaID != newer {
+		t.Fatalf("status %+v, %v; want replica ID %#x", st, err, newer)
+	}
+}

@@ -338,8 +338,14 @@ func (n *Node) replicaID(cfg GroupConfig, fresh bool) (id uint64, stored bool, e
 	default:
 		id, stored = binary.BigEndian.Uint64(v), true
 	}
-	if fresh && !stored {
+	switch {
+	case fresh && !stored:
 		id = cfg.ReplicaID
+	case fresh && cfg.ReplicaID > id:
+		// A replica created under an older ID that never said anything
+		// (no raft state but its ID: say the call that created it failed
+		// before the replica was saved as hosted) may take a newer one.
+		id, stored = cfg.ReplicaID, false
 	}
 	if cfg.ReplicaID != 0 && cfg.ReplicaID != id {
 		return 0, false, fmt.Errorf("%w: group %d: local replica is %#x, not %#x", ErrStaleReplica, cfg.ID, id, cfg.ReplicaID)
