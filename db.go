@@ -357,8 +357,9 @@ func (db *DB) bootstrap() ([]shard.Descriptor, error) {
 	return descs, db.eng.Commit(b2, true)
 }
 
-// peerCheckTimeout bounds each question checkNotWiped asks a peer.
-const peerCheckTimeout = time.Second
+// peerCheckTimeout bounds how long checkNotWiped waits for a live peer to
+// connect and answer.
+const peerCheckTimeout = 5 * time.Second
 
 // checkNotWiped refuses (ErrMustJoin) to bootstrap this node as an initial
 // member of a group it has no raft state for when the group's leader, one
@@ -367,15 +368,18 @@ const peerCheckTimeout = time.Second
 // the cluster and lost its data, and bootstrapping it again would make it
 // an empty voter that the others count as holding what it acknowledged.
 //
-// Each peer is asked once. A peer that cannot be reached, hosts no replica
-// or does not lead tells nothing, so the first start of a cluster (whose
-// members come up one after the other) is not delayed; a wiped node whose
-// peers have no leader at the time is not caught.
+// A peer that is down (its connection is refused: transport's Probe) is
+// skipped at once, so the first start of a cluster, whose members come up
+// one after the other, is not delayed; a live peer gets peerCheckTimeout
+// to connect and answer, however loaded the machine. A peer that hosts no
+// replica or does not lead tells nothing: a wiped node whose peers have no
+// leader at the time is not caught.
 func (db *DB) checkNotWiped(groups []raftnode.GroupConfig) error {
 	if db.tr == nil {
 		return nil
 	}
 	self := db.opts.NodeID
+	down := map[uint64]bool{}
 	for _, g := range groups {
 		if !slices.Contains(g.Peers, self) {
 			continue
@@ -384,10 +388,15 @@ func (db *DB) checkNotWiped(groups []raftnode.GroupConfig) error {
 			return err // not empty: an earlier bootstrap stopped before its marker
 		}
 		for _, peer := range g.Peers {
-			if peer == self {
+			if peer == self || down[peer] {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), peerCheckTimeout)
+			if err := db.tr.Probe(ctx, peer); err != nil {
+				cancel()
+				down[peer] = true
+				continue
+			}
 			resp, err := db.sender.SendNode(ctx, peer, &kvpb.NodeRequest{Value: &kvpb.NodeRequest_ReplicaState{
 				ReplicaState: &kvpb.ReplicaStateRequest{ShardId: g.ID, Peer: self}}})
 			cancel()
