@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/strata-kv/strata/api"
 	"github.com/strata-kv/strata/internal/kvpb"
+	"github.com/strata-kv/strata/internal/replicaid"
 	"github.com/strata-kv/strata/internal/retry"
 	"github.com/strata-kv/strata/raftnode"
 	"github.com/strata-kv/strata/router"
@@ -234,11 +235,13 @@ func (db *DB) changeReplicas(ctx context.Context, shardID, node uint64, t kvpb.C
 // empty, joins as a learner, catches up from the leader (by log or
 // snapshot), and is then promoted to voter. It returns once the node votes.
 //
-// A replica the node still hosts from before it was removed (it was down
-// when that happened) is stale: it is replaced by an empty one before the
-// node joins, and the node is promoted only once it reports that its own
-// replica is live, counts itself a member and has applied everything the
-// leader had committed when the learner joined.
+// Every replica added has a new raft replica ID (raftnode.AddLearner): the
+// learner joins first, then the node hosts an empty replica under the
+// learner's ID. A replica the node still hosts from before it was removed
+// (it was down when that happened) is stale: it has an older ID, and is
+// replaced by the empty one. The node is promoted only once it reports
+// that its own replica is live, counts itself a member and has applied
+// everything the leader had committed when the learner joined.
 func (db *DB) AddReplica(ctx context.Context, shardID, node uint64) error {
 	if err := db.begin(); err != nil {
 		return err
@@ -258,30 +261,33 @@ func (db *DB) AddReplica(ctx context.Context, shardID, node uint64) error {
 	learner := slices.Contains(p.GetLearners(), node)
 	if learner {
 		// A learner from an earlier AddReplica: its replica is catching
-		// up, if it still has one. If not, an empty one cannot take its
-		// place: the leader's progress for it would make the new replica
-		// commit entries it does not have. Take the learner out first.
+		// up, if the node hosts it. If not, the node may have hosted it
+		// and lost it (wiped), and an empty one under its ID would be
+		// told of commits it does not have (and a tombstone may forbid
+		// it): take the learner out and add a new one.
 		rs, err := db.replicaStateOn(ctx, node, shardID)
 		if err != nil {
 			return err
 		}
-		if !rs.GetHosted() {
+		if !rs.GetHosted() || rs.GetReplicaId() != p.GetReplicaId() {
 			if err := db.changeReplicas(ctx, shardID, node, kvpb.ChangeReplicasType_CHANGE_REPLICAS_TYPE_REMOVE); err != nil {
-				return fmt.Errorf("strata: remove node %d, a learner of shard %d without a replica: %w", node, shardID, err)
+				return fmt.Errorf("strata: remove node %d, a learner of shard %d without its replica: %w", node, shardID, err)
 			}
 			learner = false
 		}
 	}
 	if !learner {
 		// Not a member: whatever replica the node hosts is from before
-		// its removal (it was down then), and would replay that removal,
-		// and destroy itself, while acknowledging the log the leader sends
-		// it. The node must replace it with an empty one.
-		if err := db.createReplicaOn(ctx, node, d, true); err != nil {
-			return err
-		}
-		if err := db.changeReplicas(ctx, shardID, node, kvpb.ChangeReplicasType_CHANGE_REPLICAS_TYPE_ADD_LEARNER); err != nil {
+		// its removal (it was down then), with an older replica ID. The
+		// node replaces it with an empty one under the new learner's ID.
+		br, err := db.send(ctx, adminBatch(shardID, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_ChangeReplicas{
+			ChangeReplicas: &kvpb.ChangeReplicasRequest{Type: kvpb.ChangeReplicasType_CHANGE_REPLICAS_TYPE_ADD_LEARNER, NodeId: node}}}))
+		if err != nil {
 			return fmt.Errorf("strata: add node %d to shard %d as learner: %w", node, shardID, err)
+		}
+		id := br.GetResponses()[0].GetChangeReplicas().GetReplicaId()
+		if err := db.createReplicaOn(ctx, node, d, id, true); err != nil {
+			return err
 		}
 	}
 	// Wait until the learner has everything the leader had committed when
@@ -503,11 +509,11 @@ func (db *DB) askNode(ctx context.Context, node uint64, req *kvpb.NodeRequest) (
 	}
 }
 
-// createReplicaOn makes node host a replica of d: an empty one if it has
-// none, or if fresh (replacing the one it has).
-func (db *DB) createReplicaOn(ctx context.Context, node uint64, d shard.Descriptor, fresh bool) error {
+// createReplicaOn makes node host replica replicaID of d: an empty one if
+// it has none, or if fresh (replacing an older one it has).
+func (db *DB) createReplicaOn(ctx context.Context, node uint64, d shard.Descriptor, replicaID uint64, fresh bool) error {
 	_, err := db.askNode(ctx, node, &kvpb.NodeRequest{Value: &kvpb.NodeRequest_CreateReplica{
-		CreateReplica: &kvpb.CreateReplicaRequest{Shard: d.Proto(), Fresh: fresh}}})
+		CreateReplica: &kvpb.CreateReplicaRequest{Shard: d.Proto(), Fresh: fresh, ReplicaId: replicaID}}})
 	if err != nil {
 		return fmt.Errorf("strata: node %d cannot host shard %d: %w", node, d.ID, err)
 	}
@@ -525,42 +531,55 @@ func (db *DB) replicaStateOn(ctx context.Context, node, shardID uint64) (*kvpb.R
 }
 
 // createReplicaProto serves a node request to host a replica.
-func (db *DB) createReplicaProto(ctx context.Context, p *kvpb.ShardDescriptor, fresh bool) error {
+func (db *DB) createReplicaProto(ctx context.Context, p *kvpb.ShardDescriptor, replicaID uint64, fresh bool) error {
 	if err := kvpb.ValidateDescriptor(p); err != nil {
 		return fmt.Errorf("%w: %w", kvpb.ErrBadBatch, err)
 	}
-	return db.createReplica(ctx, shard.FromProto(p), fresh)
+	if replicaID != 0 && replicaid.Node(replicaID) != db.opts.NodeID {
+		return fmt.Errorf("%w: replica %#x is not one of node %d", kvpb.ErrBadBatch, replicaID, db.opts.NodeID)
+	}
+	return db.createReplica(ctx, shard.FromProto(p), replicaID, fresh)
 }
 
-// createReplica starts hosting an empty replica of d here; it fills when
-// the leader sends it a snapshot or its log. An existing replica is kept,
-// unless fresh: then, if d's leader confirms that this node is not a
-// member, the replica is stale and is destroyed first.
-func (db *DB) createReplica(ctx context.Context, d shard.Descriptor, fresh bool) error {
+// createReplica starts hosting an empty replica of d here, with raft
+// replica ID replicaID (0: the node's incarnation-0 ID); it fills when the
+// leader sends it a snapshot or its log. An existing replica with that ID
+// is kept. If fresh, an existing replica with another ID is destroyed
+// first, once d's leader confirms that this node's member replica is not
+// it (it is stale).
+func (db *DB) createReplica(ctx context.Context, d shard.Descriptor, replicaID uint64, fresh bool) error {
 	db.replicaAdminMu.Lock()
 	defer db.replicaAdminMu.Unlock()
 	g := userGroup(d)
 	if d.ID == shard.SystemID {
 		g = systemGroup(nil)
 	}
-	g.Peers = nil
-	if fresh {
+	g.Peers, g.ReplicaID = nil, replicaID
+	st, err := db.node.Status(d.ID)
+	switch {
+	case err == nil && (replicaID == 0 || st.ReplicaID == replicaID):
+		return nil // hosted already
+	case err == nil && !fresh:
+		return fmt.Errorf("%w: node %d hosts replica %#x of shard %d, not %#x", raftnode.ErrGroupExists, db.opts.NodeID, st.ReplicaID, d.ID, replicaID)
+	case err == nil:
 		// Destroying a member's replica would lose a copy of the data:
 		// ask the leader rather than trust the request (or the local
 		// replica, which still counts itself a member).
 		self := db.opts.NodeID
 		p, err := db.progress(ctx, d.ID, self)
 		if err != nil {
-			return fmt.Errorf("strata: ask shard %d's leader whether node %d is a member: %w", d.ID, self, err)
+			return fmt.Errorf("strata: ask shard %d's leader which replica of node %d is a member: %w", d.ID, self, err)
 		}
-		if slices.Contains(p.GetVoters(), self) || slices.Contains(p.GetLearners(), self) {
-			return fmt.Errorf("strata: shard %d's leader counts node %d as a member: its replica is not stale", d.ID, self)
+		if p.GetReplicaId() == st.ReplicaID {
+			return fmt.Errorf("strata: shard %d's leader counts node %d's replica %#x as a member: it is not stale", d.ID, self, st.ReplicaID)
 		}
 		if err := db.node.DestroyGroup(ctx, d.ID); err != nil && !errors.Is(err, raftnode.ErrUnknownGroup) {
 			return fmt.Errorf("strata: drop the stale replica of shard %d: %w", d.ID, err)
 		}
+	case !errors.Is(err, raftnode.ErrUnknownGroup):
+		return err
 	}
-	if err := db.node.CreateGroup(g); err != nil && (fresh || !errors.Is(err, raftnode.ErrGroupExists)) {
+	if err := db.node.CreateGroup(g); err != nil {
 		return err
 	}
 	return db.saveReplicaList()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/strata-kv/strata/internal/kvpb"
 	"github.com/strata-kv/strata/mvcc"
 	"github.com/strata-kv/strata/raftnode"
 	"github.com/strata-kv/strata/replica"
@@ -134,24 +135,10 @@ func (db *DB) open() error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case descs != nil:
+	if descs != nil {
 		if err := db.recoverGroups(descs); err != nil {
 			return err
 		}
-	case db.opts.Join:
-		// Nothing to bootstrap: Join fetches the directory from a member.
-	default:
-		if descs, err = db.bootstrap(); err != nil {
-			return err
-		}
-	}
-	if descs != nil {
-		r, err := shard.NewRouter(descs)
-		if err != nil {
-			return err
-		}
-		db.router.Store(r)
 	}
 
 	var tr transport.Transport // nil for a single node
@@ -181,6 +168,22 @@ func (db *DB) open() error {
 	})
 	if err != nil {
 		return err
+	}
+	// Bootstrapped once the transport is up: a new directory asks its
+	// peers first whether they already form a cluster without it (see
+	// checkNotWiped). With Join there is nothing to bootstrap: Join fetches
+	// the directory from a member.
+	if descs == nil && !db.opts.Join {
+		if descs, err = db.bootstrap(); err != nil {
+			return err
+		}
+	}
+	if descs != nil {
+		r, err := shard.NewRouter(descs)
+		if err != nil {
+			return err
+		}
+		db.router.Store(r)
 	}
 	db.startClock()
 	node.Start(tr)
@@ -223,12 +226,14 @@ func (db *DB) replicaGCLoop() {
 
 // collectReplica destroys the local replica of group g if it believes it is
 // a member, knows no leader, and the shard's confirmed leader says it is
-// not a member. A new empty replica (one AddReplica is filling) counts
-// itself no member and is left alone.
+// not a member: the leader's membership lacks this node, or has another
+// replica (incarnation) of it. A new empty replica (one AddReplica is
+// filling) counts itself no member and is left alone.
 func (db *DB) collectReplica(g uint64) {
 	self := db.opts.NodeID
+	believesMember := func(st raftnode.GroupStatus) bool { return st.Replicas[self] == st.ReplicaID }
 	st, err := db.node.Status(g)
-	if err != nil || st.Leader != 0 || !(slices.Contains(st.Voters, self) || slices.Contains(st.Learners, self)) {
+	if err != nil || st.Leader != 0 || !believesMember(st) {
 		return
 	}
 	if db.router.Load() == nil {
@@ -237,14 +242,14 @@ func (db *DB) collectReplica(g uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*replicaGCInterval)
 	defer cancel()
 	p, err := db.progress(ctx, g, self)
-	if err != nil || slices.Contains(p.GetVoters(), self) || slices.Contains(p.GetLearners(), self) {
+	if err != nil || p.GetReplicaId() == st.ReplicaID {
 		return
 	}
 	// Under the lock createReplica takes, and checked again: a fresh
 	// replica may have replaced the stale one meanwhile.
 	db.replicaAdminMu.Lock()
 	defer db.replicaAdminMu.Unlock()
-	if st, err := db.node.Status(g); err != nil || !(slices.Contains(st.Voters, self) || slices.Contains(st.Learners, self)) {
+	if now, err := db.node.Status(g); err != nil || now.ReplicaID != st.ReplicaID || !believesMember(now) {
 		return
 	}
 	if err := db.node.DestroyGroup(ctx, g); err == nil {
@@ -310,6 +315,15 @@ func (db *DB) bootstrap() ([]shard.Descriptor, error) {
 	shard.Place(descs, members, db.opts.ReplicationFactor)
 	system := []shard.Descriptor{{ID: shard.SystemID}}
 	shard.Place(system, members, db.opts.ReplicationFactor)
+	// Every member keeps the directory (it routes keys with it) but hosts
+	// only the shards placed on it.
+	groups := []raftnode.GroupConfig{systemGroup(system[0].Replicas)}
+	for _, d := range descs {
+		groups = append(groups, userGroup(d))
+	}
+	if err := db.checkNotWiped(groups); err != nil {
+		return nil, err
+	}
 	b := db.eng.NewBatch()
 	defer b.Close()
 	for _, d := range descs {
@@ -319,12 +333,6 @@ func (db *DB) bootstrap() ([]shard.Descriptor, error) {
 	}
 	if err := db.eng.Commit(b, true); err != nil {
 		return nil, err
-	}
-	// Every member keeps the directory (it routes keys with it) but hosts
-	// only the shards placed on it.
-	groups := []raftnode.GroupConfig{systemGroup(system[0].Replicas)}
-	for _, d := range descs {
-		groups = append(groups, userGroup(d))
 	}
 	var ids []uint64
 	for _, g := range groups {
@@ -347,6 +355,68 @@ func (db *DB) bootstrap() ([]shard.Descriptor, error) {
 		return nil, err
 	}
 	return descs, db.eng.Commit(b2, true)
+}
+
+// peerCheckTimeout bounds how long checkNotWiped waits for a live peer to
+// connect and answer.
+const peerCheckTimeout = 5 * time.Second
+
+// checkNotWiped refuses (ErrMustJoin) to bootstrap this node as an initial
+// member of a group it has no raft state for when the group's leader, one
+// of the other initial members, says that the node's initial replica is
+// no longer a member or has acknowledged entries: the node took part in
+// the cluster and lost its data, and bootstrapping it again would make it
+// an empty voter that the others count as holding what it acknowledged.
+//
+// A peer that is down (its connection is refused: transport's Probe) is
+// skipped at once, so the first start of a cluster, whose members come up
+// one after the other, is not delayed; a live peer gets peerCheckTimeout
+// to connect and answer, however loaded the machine. A peer that hosts no
+// replica or does not lead tells nothing: a wiped node whose peers have no
+// leader at the time is not caught.
+func (db *DB) checkNotWiped(groups []raftnode.GroupConfig) error {
+	if db.tr == nil {
+		return nil
+	}
+	self := db.opts.NodeID
+	down := map[uint64]bool{}
+	for _, g := range groups {
+		if !slices.Contains(g.Peers, self) {
+			continue
+		}
+		if empty, err := db.noRaftState(g.ID); err != nil || !empty {
+			return err // not empty: an earlier bootstrap stopped before its marker
+		}
+		for _, peer := range g.Peers {
+			if peer == self || down[peer] {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), peerCheckTimeout)
+			if err := db.tr.Probe(ctx, peer); err != nil {
+				cancel()
+				down[peer] = true
+				continue
+			}
+			resp, err := db.sender.SendNode(ctx, peer, &kvpb.NodeRequest{Value: &kvpb.NodeRequest_ReplicaState{
+				ReplicaState: &kvpb.ReplicaStateRequest{ShardId: g.ID, Peer: self}}})
+			cancel()
+			if rs := resp.GetReplicaState(); err == nil && rs.GetLeader() {
+				if rs.GetPeerReplicaId() != self || rs.GetPeerMatch() > 0 {
+					return fmt.Errorf("%w (node %d leads shard %d, whose initial replica on node %d is %s)", ErrMustJoin,
+						peer, g.ID, self, describeReplica(rs, self))
+				}
+				break // the leader has not heard from this node yet
+			}
+		}
+	}
+	return nil
+}
+
+func describeReplica(rs *kvpb.ReplicaStateResponse, self uint64) string {
+	if rs.GetPeerReplicaId() != self {
+		return "no longer a member"
+	}
+	return fmt.Sprintf("at match index %d", rs.GetPeerMatch())
 }
 
 // recoverGroups reopens the groups this node hosts.

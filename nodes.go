@@ -8,10 +8,22 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/strata-kv/strata/internal/kvpb"
+	"github.com/strata-kv/strata/internal/replicaid"
 	"github.com/strata-kv/strata/storage"
 	"github.com/strata-kv/strata/transport"
 	"google.golang.org/protobuf/proto"
 )
+
+// MaxNodeID is the largest node ID: a raft replica ID keeps its node's ID
+// in its low bits, above them the replica's incarnation (raftnode.AddLearner).
+const MaxNodeID = replicaid.MaxNode
+
+// ErrMustJoin is returned by Open on a new data directory of an initial
+// member whose peers already form a cluster in which this node took part:
+// its disk was lost or wiped. Bootstrapping again would make it an empty
+// voter that the others count as holding what it acknowledged. Start it
+// with Options.Join (kvnode start --join) and add its replicas back.
+var ErrMustJoin = errors.New("strata: this node's data is gone but its peers already form a cluster: start it with Join (kvnode start --join)")
 
 // NodeRecord is a node's entry in the cluster's node registry, kept in the
 // system shard.

@@ -16,7 +16,8 @@ import (
 type Options struct {
 	// Dir holds the node's data. Required.
 	Dir string
-	// NodeID is this node's ID in the cluster. Default: 1.
+	// NodeID is this node's ID in the cluster, at most MaxNodeID (the low
+	// bits of every raft replica ID are its node's ID). Default: 1.
 	NodeID uint64
 	// PeerAddr is the address (host:port) this node listens on for other
 	// nodes. Default: none, which is only valid for a single-node cluster.
@@ -99,6 +100,14 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.NodeID == 0 {
 		o.NodeID = 1
+	}
+	if o.NodeID > MaxNodeID {
+		return fmt.Errorf("strata: node ID %d is above the largest, %d", o.NodeID, MaxNodeID)
+	}
+	for id := range o.InitialCluster {
+		if id == 0 || id > MaxNodeID {
+			return fmt.Errorf("strata: InitialCluster: node ID %d is not in [1, %d]", id, MaxNodeID)
+		}
 	}
 	if len(o.InitialCluster) == 0 {
 		o.InitialCluster = map[uint64]string{o.NodeID: o.PeerAddr}

@@ -31,7 +31,7 @@ func TestSaveReplicaListConcurrentCreations(t *testing.T) {
 			// elects, which does not matter here.
 			d := shard.Descriptor{ID: next, Start: fmt.Appendf(nil, "k%06d", next), End: fmt.Appendf(nil, "k%06d~", next)}
 			wg.Go(func() {
-				if err := db.createReplica(context.Background(), d, false); err != nil {
+				if err := db.createReplica(context.Background(), d, 0, false); err != nil {
 					t.Error(err)
 				}
 			})

@@ -33,6 +33,13 @@ func groupConfig(g uint64, peers ...uint64) raftnode.GroupConfig {
 	return raftnode.GroupConfig{ID: g, Spans: []raftnode.Span{span(g)}, Peers: peers}
 }
 
+// replicaConfig is the config of replica id of g, added by AddLearner.
+func replicaConfig(g, id uint64) raftnode.GroupConfig {
+	gc := groupConfig(g)
+	gc.ReplicaID = id
+	return gc
+}
+
 // counterKey is where testSM keeps the number of commands applied in g.
 func counterKey(g uint64) []byte { return span(g).Start }
 

@@ -2,9 +2,11 @@ package raftnode
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/strata-kv/strata/internal/replicaid"
 	"github.com/strata-kv/strata/storage"
 	"go.etcd.io/raft/v3"
 )
@@ -52,8 +54,17 @@ type GroupConfig struct {
 	// Peers are the initial voters. If set and the node has no state for
 	// the group, the group is bootstrapped with them; every initial member
 	// must be given the same Peers. Leave empty for a replica that will be
-	// added by a membership change and filled by a snapshot.
+	// added by a membership change and filled by a snapshot. Initial
+	// members are incarnation 0: their raft ID is their node ID.
 	Peers []uint64
+	// ReplicaID is the raft ID of the replica to host (package replicaid):
+	// for a replica added by a membership change, the ID AddLearner
+	// returned. 0 means the node's incarnation-0 ID (its node ID), as for
+	// initial members, or, for a replica with state in storage, the ID it
+	// was created with. An ID below the group's tombstone (the node
+	// destroyed that incarnation or a later one) is refused with
+	// ErrStaleReplica.
+	ReplicaID uint64
 	// KeepDataOnRemoval leaves the group's spans in place when a
 	// membership change removes this node (its raft state still goes).
 	// The system shard uses it: its directory doubles as the node's
@@ -110,8 +121,8 @@ type Config struct {
 }
 
 func (c *Config) ensureDefaults() error {
-	if c.NodeID == 0 {
-		return errors.New("raftnode: Config.NodeID must be > 0")
+	if c.NodeID == 0 || c.NodeID > replicaid.MaxNode {
+		return fmt.Errorf("raftnode: Config.NodeID %d must be in [1, %d]", c.NodeID, replicaid.MaxNode)
 	}
 	if c.Engine == nil {
 		return errors.New("raftnode: Config.Engine is required")

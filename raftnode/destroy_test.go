@@ -60,10 +60,9 @@ func TestDestroyGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every other replica applies the removal before the node comes back
-	// empty: one that had not, if it became leader, would still track the
-	// node at its old match index and send the empty replica a commit index
-	// beyond its log, which raft panics on. Replica IDs that differ per
-	// incarnation (issue 10, defect 6) are the real fix.
+	// empty. (One that had not, if it became leader, would still track the
+	// old replica at its match index; the new replica has another ID, so
+	// its messages to the old one are dropped: issue 10, defect 6.)
 	waitFor(t, 10*time.Second, func() error {
 		for _, tn := range c.nodes {
 			if tn == victim {
@@ -79,14 +78,18 @@ func TestDestroyGroup(t *testing.T) {
 		}
 		return nil
 	})
-	if err := victim.node.CreateGroup(groupConfig(g)); err != nil {
+	id, err := l.node.AddLearner(ctx, g, victim.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := victim.node.CreateGroup(groupConfig(g)); !errors.Is(err, raftnode.ErrStaleReplica) {
+		t.Fatalf("CreateGroup of the destroyed incarnation: %v, want ErrStaleReplica", err)
+	}
+	if err := victim.node.CreateGroup(replicaConfig(g, id)); err != nil {
 		t.Fatal(err)
 	}
 	if a, err := victim.node.AppliedIndex(g); err != nil || a != 0 {
 		t.Fatalf("new replica: applied %d, %v; want an empty one", a, err)
-	}
-	if err := l.node.AddLearner(ctx, g, victim.id); err != nil {
-		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, func() error {
 		st, err := l.node.Status(g)

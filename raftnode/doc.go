@@ -31,6 +31,34 @@
 // may retry. A proposal whose context ends first fails with ErrAmbiguous:
 // it may or may not apply.
 //
+// # Replica IDs
+//
+// etcd raft forbids reusing a replica ID: a vote cast, a match index
+// tracked or a message sent under an ID belongs to that replica's log. A
+// node removed from a group and added back (perhaps wiped in between) is
+// therefore a new replica with a new raft ID, as CockroachDB gives each
+// replica a new ReplicaID. An ID is incarnation<<24 | node ID (package
+// internal/replicaid): the transport and this package find the node in
+// the low bits, so no table maps IDs to nodes, and node IDs are below 2^24.
+// Initial members are incarnation 0, so their raft ID is their node ID,
+// which keeps groups written before incarnations valid.
+//
+// AddLearner picks the incarnation: the leader's applied index when the
+// change enters its log. That needs no counter in the replicated state and
+// is still never reused: raft appends a conf change only once every earlier
+// one is applied, so the index is at least that of the entry that added the
+// node's previous replica, which is above the previous incarnation. (The
+// price is 40 bits of incarnation, so AddLearner fails on a group past
+// 2^40 applied entries.) The node hosts the learner under that ID
+// (GroupConfig.ReplicaID), stored with its raft state.
+//
+// Messages addressed to another incarnation than the local replica, and
+// messages from a replica the local membership does not list (an older
+// incarnation of a member included), are dropped and counted. Destroying a
+// replica leaves a tombstone, kept across restarts: the lowest replica ID
+// the node may host for the group next. CreateGroup refuses anything below
+// it with ErrStaleReplica.
+//
 // # What it must not do
 //
 // raftnode knows nothing of keys, MVCC or shards' key ranges beyond the

@@ -20,6 +20,13 @@ var (
 	ErrUnknownGroup = errors.New("raftnode: unknown group")
 	// ErrGroupExists is returned when creating a group the node already hosts.
 	ErrGroupExists = errors.New("raftnode: group already exists")
+	// ErrStaleReplica means a replica ID is older than one the node hosts
+	// or hosted for the group (a tombstone): the node never hosts an
+	// incarnation of a replica again once it destroyed it.
+	ErrStaleReplica = errors.New("raftnode: stale replica ID")
+	// ErrNotMember is returned by a membership change that names a node
+	// that is not a member of the group in the role the change needs.
+	ErrNotMember = errors.New("raftnode: node is not a member")
 )
 
 // NotLeaderError reports a call that needs the leader made on another

@@ -1,9 +1,11 @@
 package raftnode
 
 import (
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/strata-kv/strata/internal/replicaid"
 	"github.com/strata-kv/strata/storage"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -11,10 +13,13 @@ import (
 
 // group is one replica of a raft group hosted on the node.
 type group struct {
-	id       uint64
-	spans    []Span
-	keepData bool // GroupConfig.KeepDataOnRemoval
-	log      *storage.RaftLog
+	id uint64
+	// replicaID is the replica's raft ID: one incarnation of the group's
+	// replica on this node (package replicaid). Fixed for its life.
+	replicaID uint64
+	spans     []Span
+	keepData  bool // GroupConfig.KeepDataOnRemoval
+	log       *storage.RaftLog
 
 	// Loop-owned state: touched only by the loop goroutine (and by
 	// CreateGroup before the group is published).
@@ -95,10 +100,25 @@ type readRound struct {
 // (0 if none) and the current term.
 func (g *group) leaderLocked() (leader bool, lead, term uint64) {
 	st := g.mu.rn.BasicStatus()
-	return st.RaftState == raft.StateLeader, st.Lead, st.GetTerm()
+	return st.RaftState == raft.StateLeader, replicaid.Node(st.Lead), st.GetTerm()
 }
 
-// isMember reports whether node is in cs in any role.
+// replicaOfLocked returns the raft ID under which node is a member of the
+// group as the replica last applied it, and whether it is a voter. ok is
+// false if node is no member.
+func (g *group) replicaOfLocked(node uint64) (id uint64, voter, ok bool) {
+	cs := g.mu.confState
+	for _, ids := range [][]uint64{cs.GetVoters(), cs.GetVotersOutgoing(), cs.GetLearners(), cs.GetLearnersNext()} {
+		for _, r := range ids {
+			if replicaid.Node(r) == node {
+				return r, slices.Contains(cs.GetVoters(), r), true
+			}
+		}
+	}
+	return 0, false, false
+}
+
+// isMember reports whether replica (a raft ID) is in cs in any role.
 func isMember(cs *raftpb.ConfState, node uint64) bool {
 	for _, ids := range [][]uint64{cs.GetVoters(), cs.GetLearners(), cs.GetVotersOutgoing(), cs.GetLearnersNext()} {
 		for _, id := range ids {
@@ -111,7 +131,8 @@ func isMember(cs *raftpb.ConfState, node uint64) bool {
 }
 
 // acceptsFromLocked reports whether the replica takes raft messages from
-// node: a member of the group in any role. A new replica that knows no
+// replica (a raft ID): a member of the group in any role. An older or newer
+// incarnation of a member is not one. A new replica that knows no
 // members yet (it waits for its first snapshot) takes them from anyone, as
 // it must to hear from the leader that added it.
 //
@@ -119,12 +140,12 @@ func isMember(cs *raftpb.ConfState, node uint64) bool {
 // members added since: if such a member leads, the replica cannot catch up
 // until another member leads. Certificates that prove a sender, not a
 // membership check, will lift that.
-func (g *group) acceptsFromLocked(node uint64) bool {
+func (g *group) acceptsFromLocked(replica uint64) bool {
 	cs := g.mu.confState
 	if len(cs.GetVoters()) == 0 && len(cs.GetLearners()) == 0 && len(cs.GetVotersOutgoing()) == 0 {
 		return true
 	}
-	return isMember(cs, node)
+	return isMember(cs, replica)
 }
 
 // failProposalsBefore fails, with ErrProposalDropped, every proposal of a

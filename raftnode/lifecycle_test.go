@@ -23,9 +23,11 @@ import (
 // of a replica whose removal was applied but not finished.
 
 // TestRemoveThenReAddInOneReady delivers [remove N, add-learner N] to a
-// lagging replica of N in one append: it applies both in one Ready and is a
-// learner at the end, so it must keep its replica and its data rather than
-// destroy itself on the first entry.
+// lagging replica of N. The learner is a new replica, with a new ID
+// (issue 10, defect 6): the leader no longer sends the old one anything,
+// and the old one drops what the leader sends the new one, so it never
+// acknowledges the new replica's log. Once the node replaces it (as the
+// root package's AddReplica does), the new replica catches up.
 func TestRemoveThenReAddInOneReady(t *testing.T) {
 	const g = 1
 	c := newCluster(t, 3, []uint64{g}, nil)
@@ -47,30 +49,34 @@ func TestRemoveThenReAddInOneReady(t *testing.T) {
 	if _, err := c.onLeader(g, func(l *testNode) error { return l.node.RemoveMember(ctx, g, v.id) }); err != nil {
 		t.Fatalf("RemoveMember(%d): %v", v.id, err)
 	}
-	if _, err := c.onLeader(g, func(l *testNode) error { return l.node.AddLearner(ctx, g, v.id) }); err != nil {
+	var id uint64
+	if _, err := c.onLeader(g, func(l *testNode) (err error) { id, err = l.node.AddLearner(ctx, g, v.id); return err }); err != nil {
 		t.Fatalf("AddLearner(%d): %v", v.id, err)
 	}
+	if id == uint64(v.id) {
+		t.Fatalf("the re-added learner reuses replica ID %#x", id)
+	}
+	before := v.node.Stats().StaleReplicaDrops
 	c.isolate(v.id, false)
 	waitFor(t, 10*time.Second, func() error {
-		if r := v.removedGroups(); len(r) != 0 {
-			t.Fatalf("node %d destroyed its replica (OnGroupRemoved %v) though it is a learner", v.id, r)
-		}
-		st, err := v.node.Status(g)
-		if err != nil {
-			return fmt.Errorf("node %d: %w", v.id, err)
-		}
-		if !slices.Equal(st.Learners, []uint64{v.id}) {
-			return fmt.Errorf("node %d sees voters %v learners %v", v.id, st.Voters, st.Learners)
+		if d := v.node.Stats().StaleReplicaDrops; d == before {
+			return fmt.Errorf("node %d dropped no message for the new replica %#x", v.id, id)
 		}
 		return nil
 	})
+	if st, err := v.node.Status(g); err != nil || st.ReplicaID != uint64(v.id) {
+		t.Fatalf("old replica: %+v, %v", st, err)
+	}
+	if err := v.node.DestroyGroup(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.node.CreateGroup(replicaConfig(g, id)); err != nil {
+		t.Fatal(err)
+	}
 	c.propose(g, []byte("b"))
 	c.waitConverged(g)
-	if r := v.removedGroups(); len(r) != 0 {
-		t.Fatalf("node %d destroyed its replica: OnGroupRemoved %v", v.id, r)
-	}
 	if get(t, v, cmdKey(g, []byte("a"))) == nil || get(t, v, cmdKey(g, []byte("b"))) == nil {
-		t.Fatalf("node %d lost the group's data", v.id)
+		t.Fatalf("node %d's new replica lacks the group's data", v.id)
 	}
 }
 
@@ -213,16 +219,25 @@ func TestRecoverRemovedReplica(t *testing.T) {
 	c.propose(g, []byte("after"))
 	c.waitConverged(g)
 
-	// A fresh replica (no membership yet) survives a restart.
-	n4 := c.addNode(4, []raftnode.GroupConfig{groupConfig(g)})
+	// A fresh replica (no membership yet: cut off from the leader) survives
+	// a restart, with the replica ID it was created with.
+	c.isolate(4, true)
+	l = c.settledLeader(g)
+	id4, err := l.node.AddLearner(ctx, g, 4)
+	if err != nil {
+		t.Fatalf("AddLearner(4): %v", err)
+	}
+	n4 := c.addNode(4, []raftnode.GroupConfig{replicaConfig(g, id4)})
 	c.stop(n4)
+	n4.groups = []raftnode.GroupConfig{groupConfig(g)} // 0: the stored ID
 	c.start(n4)
 	if !slices.Contains(n4.node.Groups(), g) || len(n4.removedGroups()) != 0 {
 		t.Fatalf("an empty replica was taken for a removed one: groups %v, removed %v", n4.node.Groups(), n4.removedGroups())
 	}
-	if err := l.node.AddLearner(ctx, g, 4); err != nil {
-		t.Fatalf("AddLearner(4): %v", err)
+	if st, err := n4.node.Status(g); err != nil || st.ReplicaID != id4 {
+		t.Fatalf("restarted empty replica: %+v, %v; want replica ID %#x", st, err, id4)
 	}
+	c.isolate(4, false)
 	c.waitConverged(g)
 }
 

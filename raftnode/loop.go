@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/strata-kv/strata/internal/replicaid"
 	"github.com/strata-kv/strata/storage"
 	"github.com/strata-kv/strata/transport"
 	"go.etcd.io/raft/v3"
@@ -91,14 +92,15 @@ func (n *Node) cycle() error {
 			}
 			clear(g.mu.snapIn)
 			if ss := r.rd.SoftState; ss != nil {
+				lead := replicaid.Node(ss.Lead)
 				if ss.RaftState != raft.StateLeader {
-					g.failReadsLocked(&NotLeaderError{Group: g.id, Leader: ss.Lead})
+					g.failReadsLocked(&NotLeaderError{Group: g.id, Leader: lead})
 				}
-				if ss.Lead != g.lastLeader {
-					g.lastLeader = ss.Lead
-					n.cfg.Observer.LeaderChanged(g.id, ss.Lead)
+				if lead != g.lastLeader {
+					g.lastLeader = lead
+					n.cfg.Observer.LeaderChanged(g.id, lead)
 					if n.cfg.OnLeaderChange != nil {
-						n.cfg.OnLeaderChange(g.id, ss.Lead)
+						n.cfg.OnLeaderChange(g.id, lead)
 					}
 				}
 			}
@@ -144,7 +146,7 @@ func (n *Node) cycle() error {
 		}
 	}
 	for _, r := range rds {
-		r.removed = r.confChanged && !isMember(r.g.applied.ConfState, n.cfg.NodeID)
+		r.removed = r.confChanged && !isMember(r.g.applied.ConfState, r.g.replicaID)
 	}
 
 	more := false
@@ -216,7 +218,7 @@ func (n *Node) flushProposalsLocked(g *group) {
 	case !leader:
 		err = &NotLeaderError{Group: g.id, Leader: lead}
 	default:
-		m := &raftpb.Message{Type: raftpb.MessageType_MsgProp.Enum(), From: proto.Uint64(n.cfg.NodeID), Entries: ents}
+		m := &raftpb.Message{Type: raftpb.MessageType_MsgProp.Enum(), From: proto.Uint64(g.replicaID), Entries: ents}
 		if err = g.mu.rn.Step(m); errors.Is(err, raft.ErrProposalDropped) {
 			err = ErrProposalDropped
 		}
@@ -544,6 +546,12 @@ func (n *Node) destroyGroup(g *group) error {
 	b := n.eng.NewBatch()
 	defer b.Close()
 	if err := g.log.Destroy(b); err != nil {
+		return err
+	}
+	// The tombstone goes in the same batch: from now on the node drops
+	// messages for this incarnation and never hosts it (or an older one)
+	// again, across restarts.
+	if err := n.stageTombstone(b, g); err != nil {
 		return err
 	}
 	for i := 0; i < len(g.spans) && !g.keepData; i++ {

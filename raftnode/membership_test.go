@@ -25,14 +25,16 @@ func TestMembership(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	// A fresh node hosts the group with no peers; it waits for the leader.
-	n4 := c.addNode(4, []raftnode.GroupConfig{groupConfig(g)})
-	if st, err := n4.node.Status(g); err != nil || st.Applied != 0 || len(st.Voters) != 0 {
-		t.Fatalf("fresh replica: %+v, %v", st, err)
-	}
+	// The leader adds a learner on node 4, which then hosts the group
+	// under the learner's replica ID with no peers: it waits for the leader.
 	l := c.leader(g)
-	if err := l.node.AddLearner(ctx, g, 4); err != nil {
+	id4, err := l.node.AddLearner(ctx, g, 4)
+	if err != nil {
 		t.Fatalf("AddLearner: %v", err)
+	}
+	n4 := c.addNode(4, []raftnode.GroupConfig{replicaConfig(g, id4)})
+	if st, err := n4.node.Status(g); err != nil || st.Applied != 0 || len(st.Voters) != 0 || st.ReplicaID != id4 {
+		t.Fatalf("fresh replica: %+v, %v", st, err)
 	}
 	applied, sum := c.waitConverged(g)
 	t.Logf("learner caught up to %d (checksum %08x), %d snapshot(s) received", applied, sum, n4.node.Stats().SnapshotsReceived)
@@ -185,13 +187,14 @@ func TestConfChangeRefused(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		first <- l.node.AddLearner(ctx, g, 5)
+		_, err := l.node.AddLearner(ctx, g, 5)
+		first <- err
 	}()
 	time.Sleep(30 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	start := time.Now()
-	err := l.node.AddLearner(ctx, g, 6)
+	_, err := l.node.AddLearner(ctx, g, 6)
 	if !errors.Is(err, raftnode.ErrProposalDropped) {
 		t.Fatalf("second AddLearner while one is pending: %v after %v, want ErrProposalDropped", err, time.Since(start))
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/strata-kv/strata/internal/replicaid"
 	"github.com/strata-kv/strata/storage"
 	"github.com/strata-kv/strata/transport"
 	"go.etcd.io/raft/v3"
@@ -224,13 +225,28 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 	}
 	first, last := rl.Bounds()
 	fresh := last == 0 && first == 1 && raft.IsEmptyHardState(rl.HardState())
+	replicaID, stored, err := n.replicaID(cfg, fresh)
+	if err != nil {
+		return err
+	}
 	bootstrapped := false
-	if fresh && len(cfg.Peers) > 0 {
-		cs := &raftpb.ConfState{Voters: append([]uint64(nil), cfg.Peers...)}
+	if fresh && (len(cfg.Peers) > 0 || !stored) {
 		b := n.eng.NewBatch()
-		if err := rl.StageInitial(b, initialIndex, initialTerm, cs); err != nil {
-			b.Close()
-			return err
+		if !stored {
+			// Recorded before the replica says anything under its ID, so
+			// a restart recovers it with the same one.
+			if err := b.Set(storage.ReplicaIDKey(cfg.ID), binary.BigEndian.AppendUint64(nil, replicaID), nil); err != nil {
+				b.Close()
+				return err
+			}
+		}
+		var cs *raftpb.ConfState
+		if len(cfg.Peers) > 0 {
+			cs = &raftpb.ConfState{Voters: append([]uint64(nil), cfg.Peers...)}
+			if err := rl.StageInitial(b, initialIndex, initialTerm, cs); err != nil {
+				b.Close()
+				return err
+			}
 		}
 		if err := n.eng.Commit(b, true); err != nil {
 			b.Close()
@@ -238,19 +254,21 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 			return fmt.Errorf("raftnode: group %d: bootstrap: %w", cfg.ID, err)
 		}
 		b.Close()
-		rl.Persisted()
-		applied = storage.AppliedState{Index: initialIndex, Term: initialTerm, ConfState: cs}
-		bootstrapped = true
+		if cs != nil {
+			rl.Persisted()
+			applied = storage.AppliedState{Index: initialIndex, Term: initialTerm, ConfState: cs}
+			bootstrapped = true
+		}
 	}
 	rl.EnsureCommit(applied.Index)
-	g := &group{id: cfg.ID, spans: cfg.Spans, keepData: cfg.KeepDataOnRemoval, log: rl, applied: applied, lastApplyTerm: applied.Term}
+	g := &group{id: cfg.ID, replicaID: replicaID, spans: cfg.Spans, keepData: cfg.KeepDataOnRemoval, log: rl, applied: applied, lastApplyTerm: applied.Term}
 	rl.SetSnapshotter(func() (*raftpb.Snapshot, error) { return n.buildSnapshot(g) })
 	readOnly := raft.ReadOnlySafe
 	if n.cfg.UnsafeLeaseReads {
 		readOnly = raft.ReadOnlyLeaseBased
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
-		ID:                        n.cfg.NodeID,
+		ID:                        replicaID,
 		ElectionTick:              n.cfg.ElectionTicks,
 		HeartbeatTick:             n.cfg.HeartbeatTicks,
 		Storage:                   rl,
@@ -279,7 +297,7 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 	// with the removal is written before the destruction, which is one
 	// batch). Queue it for the loop to destroy as it would have. A replica
 	// with no membership at all is new, waiting for its first snapshot.
-	if len(applied.ConfState.GetVoters()) > 0 && !isMember(applied.ConfState, n.cfg.NodeID) {
+	if len(applied.ConfState.GetVoters()) > 0 && !isMember(applied.ConfState, replicaID) {
 		g.mu.removed = true
 	}
 	// A freshly bootstrapped group campaigns at once on one chosen member,
@@ -300,6 +318,80 @@ func (n *Node) CreateGroup(cfg GroupConfig) error {
 	n.mu.groups[cfg.ID] = g
 	n.signal()
 	return nil
+}
+
+// replicaID returns the raft ID of the replica cfg describes, and whether
+// storage records it already. A replica with state keeps the ID it was
+// created with (recorded, or its node ID for an initial member); a new one
+// takes cfg.ReplicaID, or the node ID, if the group's tombstone allows.
+func (n *Node) replicaID(cfg GroupConfig, fresh bool) (id uint64, stored bool, err error) {
+	r := n.eng.Reader()
+	v, err := storage.Get(r, storage.ReplicaIDKey(cfg.ID))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		id = n.cfg.NodeID
+		stored = !fresh || cfg.ReplicaID == 0 || cfg.ReplicaID == n.cfg.NodeID // nothing to record
+	case err != nil:
+		return 0, false, err
+	case len(v) != 8:
+		return 0, false, fmt.Errorf("raftnode: group %d: replica ID is %d bytes, want 8", cfg.ID, len(v))
+	default:
+		id, stored = binary.BigEndian.Uint64(v), true
+	}
+	switch {
+	case fresh && !stored:
+		id = cfg.ReplicaID
+	case fresh && cfg.ReplicaID > id:
+		// A replica created under an older ID that never said anything
+		// (no raft state but its ID: say the call that created it failed
+		// before the replica was saved as hosted) may take a newer one.
+		id, stored = cfg.ReplicaID, false
+	}
+	if cfg.ReplicaID != 0 && cfg.ReplicaID != id {
+		return 0, false, fmt.Errorf("%w: group %d: local replica is %#x, not %#x", ErrStaleReplica, cfg.ID, id, cfg.ReplicaID)
+	}
+	if replicaid.Node(id) != n.cfg.NodeID {
+		return 0, false, fmt.Errorf("raftnode: group %d: replica ID %#x is not one of node %d", cfg.ID, id, n.cfg.NodeID)
+	}
+	floor, err := loadTombstone(r, cfg.ID)
+	if err != nil {
+		return 0, false, err
+	}
+	if id < floor {
+		return 0, false, fmt.Errorf("%w: group %d: replica %#x was destroyed here (tombstone %#x)", ErrStaleReplica, cfg.ID, id, floor)
+	}
+	return id, stored, nil
+}
+
+// loadTombstone returns the lowest replica ID of group the node may host
+// (0 if it never destroyed one).
+func loadTombstone(r pebble.Reader, group uint64) (uint64, error) {
+	v, err := storage.Get(r, storage.TombstoneKey(group))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("raftnode: group %d: tombstone is %d bytes, want 8", group, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// stageTombstone stages in b the tombstone of g's replica, which is being
+// destroyed: the next incarnation of this node's replica is the lowest it
+// may host.
+func (n *Node) stageTombstone(b *pebble.Batch, g *group) error {
+	floor, err := loadTombstone(n.eng.Reader(), g.id)
+	if err != nil {
+		return err
+	}
+	next := replicaid.Make(replicaid.Incarnation(g.replicaID)+1, n.cfg.NodeID)
+	if next <= floor {
+		return nil
+	}
+	return b.Set(storage.TombstoneKey(g.id), binary.BigEndian.AppendUint64(nil, next), nil)
 }
 
 // encodeProposal prefixes cmd with the proposal ID.
@@ -324,10 +416,23 @@ func (n *Node) Propose(ctx context.Context, groupID uint64, cmd []byte) (Result,
 	})
 }
 
-// ChangeMembership proposes a membership change and waits until it applied.
+// ChangeMembership proposes a membership change, whose node IDs are raft
+// replica IDs (package replicaid), and waits until it applied. AddLearner,
+// PromoteVoter and RemoveMember name nodes instead and find their IDs.
 func (n *Node) ChangeMembership(ctx context.Context, groupID uint64, cc *raftpb.ConfChangeV2) error {
+	return n.changeMembership(ctx, groupID, func(*group) (*raftpb.ConfChangeV2, error) { return cc, nil })
+}
+
+// changeMembership proposes the change that build returns, called under
+// the group's lock just before the change is stepped into raft, and waits
+// until it applied.
+func (n *Node) changeMembership(ctx context.Context, groupID uint64, build func(*group) (*raftpb.ConfChangeV2, error)) error {
 	_, err := n.propose(ctx, groupID, func(g *group, p *proposal) error {
 		rn := g.mu.rn
+		cc, err := build(g)
+		if err != nil {
+			return err
+		}
 		c := proto.Clone(cc).(*raftpb.ConfChangeV2)
 		c.Context = binary.BigEndian.AppendUint64(nil, p.id)
 		data, err := proto.Marshal(c)
@@ -351,23 +456,62 @@ func (n *Node) ChangeMembership(ctx context.Context, groupID uint64, cc *raftpb.
 	return err
 }
 
-// AddLearner adds node as a non-voting member of group.
-func (n *Node) AddLearner(ctx context.Context, groupID, node uint64) error {
-	return n.ChangeMembership(ctx, groupID, simpleChange(raftpb.ConfChangeAddLearnerNode, node))
+// AddLearner adds a new replica on node, which must not be a member, as a
+// non-voting member of group, and returns its raft replica ID: the node
+// must host it under that ID (GroupConfig.ReplicaID).
+//
+// Every replica added gets a new ID, never one raft has seen in the group:
+// its incarnation is the leader's applied index when the change enters the
+// log. Raft appends a conf change only once every earlier one is applied
+// (one change at a time), so that index is at least the index of the entry
+// that added the node's previous replica, which is above that replica's
+// incarnation.
+func (n *Node) AddLearner(ctx context.Context, groupID, node uint64) (uint64, error) {
+	if node == 0 || node > replicaid.MaxNode {
+		return 0, fmt.Errorf("raftnode: node ID %d out of [1, %d]", node, replicaid.MaxNode)
+	}
+	var id uint64
+	err := n.changeMembership(ctx, groupID, func(g *group) (*raftpb.ConfChangeV2, error) {
+		if old, _, ok := g.replicaOfLocked(node); ok {
+			return nil, fmt.Errorf("raftnode: group %d: node %d is a member already (replica %#x)", groupID, node, old)
+		}
+		inc := g.mu.appliedIndex
+		if inc > replicaid.MaxIncarnation {
+			return nil, fmt.Errorf("raftnode: group %d: applied index %d exceeds the largest incarnation", groupID, inc)
+		}
+		id = replicaid.Make(inc, node)
+		return simpleChange(raftpb.ConfChangeAddLearnerNode, id), nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return id, nil
 }
 
-// PromoteVoter makes node, a learner of group, a voter.
+// PromoteVoter makes node's replica, a learner of group, a voter.
 func (n *Node) PromoteVoter(ctx context.Context, groupID, node uint64) error {
-	return n.ChangeMembership(ctx, groupID, simpleChange(raftpb.ConfChangeAddNode, node))
+	return n.changeMembership(ctx, groupID, func(g *group) (*raftpb.ConfChangeV2, error) {
+		id, _, ok := g.replicaOfLocked(node)
+		if !ok {
+			return nil, fmt.Errorf("%w: node %d in group %d", ErrNotMember, node, groupID)
+		}
+		return simpleChange(raftpb.ConfChangeAddNode, id), nil
+	})
 }
 
-// RemoveMember removes node from group.
+// RemoveMember removes node's replica from group.
 func (n *Node) RemoveMember(ctx context.Context, groupID, node uint64) error {
-	return n.ChangeMembership(ctx, groupID, simpleChange(raftpb.ConfChangeRemoveNode, node))
+	return n.changeMembership(ctx, groupID, func(g *group) (*raftpb.ConfChangeV2, error) {
+		id, _, ok := g.replicaOfLocked(node)
+		if !ok {
+			return nil, fmt.Errorf("%w: node %d in group %d", ErrNotMember, node, groupID)
+		}
+		return simpleChange(raftpb.ConfChangeRemoveNode, id), nil
+	})
 }
 
-func simpleChange(t raftpb.ConfChangeType, node uint64) *raftpb.ConfChangeV2 {
-	return &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: t.Enum(), NodeId: proto.Uint64(node)}}}
+func simpleChange(t raftpb.ConfChangeType, replica uint64) *raftpb.ConfChangeV2 {
+	return &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: t.Enum(), NodeId: proto.Uint64(replica)}}}
 }
 
 func (n *Node) propose(ctx context.Context, groupID uint64, do func(*group, *proposal) error) (res Result, err error) {
@@ -601,7 +745,11 @@ func (n *Node) TransferLeader(groupID, to uint64) error {
 	if leader, lead, _ := g.leaderLocked(); !leader {
 		return &NotLeaderError{Group: groupID, Leader: lead}
 	}
-	g.mu.rn.TransferLeader(to)
+	id, voter, ok := g.replicaOfLocked(to)
+	if !ok || !voter {
+		return fmt.Errorf("%w: node %d is no voter of group %d", ErrNotMember, to, groupID)
+	}
+	g.mu.rn.TransferLeader(id)
 	n.signal()
 	return nil
 }
@@ -628,9 +776,13 @@ type GroupStatus struct {
 	Applied    uint64
 	FirstIndex uint64 // first entry still in the log
 	LastIndex  uint64
-	Voters     []uint64
-	Learners   []uint64
-	Progress   map[uint64]uint64 // on the leader: each member's match index
+	Voters     []uint64          // node IDs
+	Learners   []uint64          // node IDs
+	Progress   map[uint64]uint64 // on the leader: each member node's match index
+	// ReplicaID is the local replica's raft ID; Replicas maps each member
+	// node to the raft ID of its replica (package replicaid).
+	ReplicaID uint64
+	Replicas  map[uint64]uint64
 }
 
 // Status returns the status of the local replica of group.
@@ -645,18 +797,24 @@ func (n *Node) Status(groupID uint64) (GroupStatus, error) {
 	g.mu.Unlock()
 	first, last := g.log.Bounds()
 	gs := GroupStatus{
-		ID: groupID, Leader: st.Lead, IsLeader: st.RaftState == raft.StateLeader,
+		ID: groupID, Leader: replicaid.Node(st.Lead), IsLeader: st.RaftState == raft.StateLeader,
 		Term: st.GetTerm(), Commit: st.GetCommit(), Applied: applied, FirstIndex: first, LastIndex: last,
+		ReplicaID: g.replicaID, Replicas: map[uint64]uint64{},
 	}
-	gs.Voters = st.Config.Voters[0].Slice()
+	for _, id := range st.Config.Voters[0].Slice() {
+		gs.Voters = append(gs.Voters, replicaid.Node(id))
+		gs.Replicas[replicaid.Node(id)] = id
+	}
 	for id := range st.Config.Learners {
-		gs.Learners = append(gs.Learners, id)
+		gs.Learners = append(gs.Learners, replicaid.Node(id))
+		gs.Replicas[replicaid.Node(id)] = id
 	}
+	sort.Slice(gs.Voters, func(i, j int) bool { return gs.Voters[i] < gs.Voters[j] })
 	sort.Slice(gs.Learners, func(i, j int) bool { return gs.Learners[i] < gs.Learners[j] })
 	if gs.IsLeader {
 		gs.Progress = make(map[uint64]uint64, len(st.Progress))
 		for id, pr := range st.Progress {
-			gs.Progress[id] = pr.Match
+			gs.Progress[replicaid.Node(id)] = pr.Match
 		}
 	}
 	return gs, nil
@@ -742,7 +900,10 @@ var _ transport.Handler = (*Node)(nil)
 // messages from a sender that is not a member of the group (see
 // acceptsFromLocked), and messages no correct peer sends on this stream: a
 // MsgSnap (snapshots come through HandleSnapshot, with their data), a
-// MsgProp (proposals are never forwarded), one whose sender is not from.
+// MsgProp (proposals are never forwarded), one whose sender is not from;
+// and messages addressed to another incarnation of the local replica
+// (StaleReplicaDrops): an old leader's to a replica since destroyed and
+// re-created, or a new leader's to one that replaced a stale replica.
 func (n *Node) HandleMessages(from uint64, envs []transport.Envelope) {
 	if n.Err() != nil {
 		return
@@ -754,8 +915,12 @@ func (n *Node) HandleMessages(from uint64, envs []transport.Envelope) {
 			n.stats.unknownGroup.Add(1)
 			continue
 		}
-		if t := m.GetType(); t == raftpb.MsgSnap || t == raftpb.MsgProp || m.GetFrom() != from {
+		if t := m.GetType(); t == raftpb.MsgSnap || t == raftpb.MsgProp || replicaid.Node(m.GetFrom()) != from {
 			n.stats.invalidMsg.Add(1)
+			continue
+		}
+		if m.GetTo() != g.replicaID {
+			n.stats.staleReplica.Add(1)
 			continue
 		}
 		g.mu.Lock()
@@ -773,14 +938,16 @@ func (n *Node) HandleMessages(from uint64, envs []transport.Envelope) {
 	n.signal()
 }
 
-// ReportUnreachable tells every group that peer is unreachable, so raft
-// stops pipelining appends to it.
+// ReportUnreachable tells every group that node peer is unreachable, so
+// raft stops pipelining appends to its replica.
 func (n *Node) ReportUnreachable(peer uint64) {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	for _, g := range n.mu.groups {
 		g.mu.Lock()
-		g.mu.rn.ReportUnreachable(peer)
+		if id, _, ok := g.replicaOfLocked(peer); ok {
+			g.mu.rn.ReportUnreachable(id)
+		}
 		g.mu.Unlock()
 	}
 }

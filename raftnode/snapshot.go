@@ -193,6 +193,10 @@ func (n *Node) HandleSnapshot(ctx context.Context, env transport.Envelope, body 
 	if env.Msg.GetType() != raftpb.MsgSnap || meta.GetIndex() == 0 {
 		return errors.New("raftnode: snapshot envelope carries no MsgSnap")
 	}
+	if to := env.Msg.GetTo(); to != g.replicaID {
+		n.stats.staleReplica.Add(1)
+		return fmt.Errorf("%w: group %d: snapshot for replica %#x, local replica is %#x", ErrStaleReplica, g.id, to, g.replicaID)
+	}
 	// Checked before the body is read, and again when it is stepped.
 	from := env.Msg.GetFrom()
 	g.mu.Lock()

@@ -16,6 +16,7 @@ type stats struct {
 	unknownGroup    atomic.Int64 // inbound messages for groups not hosted here
 	nonMember       atomic.Int64 // inbound messages from senders not members of their group
 	invalidMsg      atomic.Int64 // inbound messages of a kind no peer sends on the raft stream
+	staleReplica    atomic.Int64 // inbound messages and snapshots for another incarnation of the local replica
 	snapshotsSent   atomic.Int64
 	snapshotsFailed atomic.Int64
 	snapshotsRecv   atomic.Int64
@@ -51,10 +52,15 @@ type Stats struct {
 	// sends on the raft stream (a MsgSnap without its snapshot's data, a
 	// proposal, a message not from its sender) and were dropped.
 	InvalidMessageDrops int64
-	SnapshotsSent       int64
-	SnapshotsFailed     int64
-	SnapshotsReceived   int64
-	Truncations         int64
+	// StaleReplicaDrops counts inbound raft messages and snapshots dropped
+	// because they were addressed to another incarnation of the local
+	// replica (an older one, from before its node was removed and added
+	// back, or a newer one this replica is not).
+	StaleReplicaDrops int64
+	SnapshotsSent     int64
+	SnapshotsFailed   int64
+	SnapshotsReceived int64
+	Truncations       int64
 }
 
 // Stats returns the node's counters.
@@ -66,7 +72,8 @@ func (n *Node) Stats() Stats {
 		Proposals: s.proposals.Load(), Applied: s.applied.Load(), Reads: s.reads.Load(),
 		ReadRounds: s.readRounds.Load(), UnknownGroupDrops: s.unknownGroup.Load(),
 		NonMemberDrops: s.nonMember.Load(), InvalidMessageDrops: s.invalidMsg.Load(),
-		SnapshotsSent: s.snapshotsSent.Load(), SnapshotsFailed: s.snapshotsFailed.Load(),
+		StaleReplicaDrops: s.staleReplica.Load(),
+		SnapshotsSent:     s.snapshotsSent.Load(), SnapshotsFailed: s.snapshotsFailed.Load(),
 		SnapshotsReceived: s.snapshotsRecv.Load(), Truncations: s.truncations.Load(),
 	}
 }

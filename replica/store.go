@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -45,10 +44,11 @@ type Config struct {
 	// Descriptor returns this node's descriptor of a user shard, used to
 	// check that a batch's keys are in its range. Required.
 	Descriptor func(id uint64) (*kvpb.ShardDescriptor, bool)
-	// CreateReplica makes the node host an empty replica of a shard, for a
+	// CreateReplica makes the node host an empty replica of a shard, with
+	// raft replica ID replicaID (0: the node's incarnation-0 ID), for a
 	// NodeRequest; fresh replaces a stale one (kvpb.CreateReplicaRequest).
 	// Required.
-	CreateReplica func(ctx context.Context, d *kvpb.ShardDescriptor, fresh bool) error
+	CreateReplica func(ctx context.Context, d *kvpb.ShardDescriptor, replicaID uint64, fresh bool) error
 	// Directory returns the node's local copy of the shard directory, for
 	// a NodeRequest. Required.
 	Directory func() ([]*kvpb.ShardDescriptor, error)
@@ -360,10 +360,13 @@ func (s *Store) admin(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchRe
 	switch r := req.GetValue().(type) {
 	case *kvpb.RequestUnion_ChangeReplicas:
 		node := r.ChangeReplicas.GetNodeId()
-		var err error
+		var (
+			err       error
+			replicaID uint64
+		)
 		switch t := r.ChangeReplicas.GetType(); t {
 		case kvpb.ChangeReplicasType_CHANGE_REPLICAS_TYPE_ADD_LEARNER:
-			err = n.AddLearner(ctx, id, node)
+			replicaID, err = n.AddLearner(ctx, id, node)
 		case kvpb.ChangeReplicasType_CHANGE_REPLICAS_TYPE_PROMOTE_VOTER:
 			err = n.PromoteVoter(ctx, id, node)
 		case kvpb.ChangeReplicasType_CHANGE_REPLICAS_TYPE_REMOVE:
@@ -374,7 +377,7 @@ func (s *Store) admin(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchRe
 		if err != nil {
 			return nil, err
 		}
-		resp.Value = &kvpb.ResponseUnion_ChangeReplicas{ChangeReplicas: &kvpb.ChangeReplicasResponse{}}
+		resp.Value = &kvpb.ResponseUnion_ChangeReplicas{ChangeReplicas: &kvpb.ChangeReplicasResponse{ReplicaId: replicaID}}
 	case *kvpb.RequestUnion_TransferLeader:
 		if err := n.TransferLeader(id, r.TransferLeader.GetNodeId()); err != nil {
 			return nil, err
@@ -397,7 +400,7 @@ func (s *Store) admin(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchRe
 		}
 		resp.Value = &kvpb.ResponseUnion_Progress{Progress: &kvpb.ProgressResponse{
 			LeaderId: st.Leader, Commit: st.Commit, Match: st.Progress[r.Progress.GetNodeId()],
-			Voters: st.Voters, Learners: st.Learners,
+			Voters: st.Voters, Learners: st.Learners, ReplicaId: st.Replicas[r.Progress.GetNodeId()],
 		}}
 	case *kvpb.RequestUnion_GetTimestamp:
 		v, err := s.getTimestamp(ctx, id, r.GetTimestamp)
@@ -454,7 +457,7 @@ func (s *Store) HandleNode(ctx context.Context, req *kvpb.NodeRequest) *kvpb.Nod
 	}
 	switch r := req.GetValue().(type) {
 	case *kvpb.NodeRequest_CreateReplica:
-		if err := s.cfg.CreateReplica(ctx, r.CreateReplica.GetShard(), r.CreateReplica.GetFresh()); err != nil {
+		if err := s.cfg.CreateReplica(ctx, r.CreateReplica.GetShard(), r.CreateReplica.GetReplicaId(), r.CreateReplica.GetFresh()); err != nil {
 			resp.Error = kvpb.ErrorOf(err)
 			return resp
 		}
@@ -467,7 +470,7 @@ func (s *Store) HandleNode(ctx context.Context, req *kvpb.NodeRequest) *kvpb.Nod
 		}
 		resp.Value = &kvpb.NodeResponse_Directory{Directory: &kvpb.DirectoryResponse{Descriptors: ds}}
 	case *kvpb.NodeRequest_ReplicaState:
-		rs, err := s.replicaState(r.ReplicaState.GetShardId())
+		rs, err := s.replicaState(r.ReplicaState.GetShardId(), r.ReplicaState.GetPeer())
 		if err != nil {
 			resp.Error = kvpb.ErrorOf(s.kvError(r.ReplicaState.GetShardId(), err))
 			return resp
@@ -479,8 +482,9 @@ func (s *Store) HandleNode(ctx context.Context, req *kvpb.NodeRequest) *kvpb.Nod
 	return resp
 }
 
-// replicaState is this node's own view of its replica of a shard.
-func (s *Store) replicaState(id uint64) (*kvpb.ReplicaStateResponse, error) {
+// replicaState is this node's own view of its replica of a shard and, if
+// it leads the shard and peer is not 0, its view of peer's replica.
+func (s *Store) replicaState(id, peer uint64) (*kvpb.ReplicaStateResponse, error) {
 	st, err := s.cfg.Node.Status(id)
 	if errors.Is(err, raftnode.ErrUnknownGroup) {
 		return &kvpb.ReplicaStateResponse{}, nil
@@ -488,9 +492,12 @@ func (s *Store) replicaState(id uint64) (*kvpb.ReplicaStateResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	self := s.cfg.NodeID
-	return &kvpb.ReplicaStateResponse{Hosted: true, Applied: st.Applied,
-		Member: slices.Contains(st.Voters, self) || slices.Contains(st.Learners, self)}, nil
+	rs := &kvpb.ReplicaStateResponse{Hosted: true, Applied: st.Applied, ReplicaId: st.ReplicaID,
+		Member: st.Replicas[s.cfg.NodeID] == st.ReplicaID, Leader: st.IsLeader}
+	if st.IsLeader && peer != 0 {
+		rs.PeerReplicaId, rs.PeerMatch = st.Replicas[peer], st.Progress[peer]
+	}
+	return rs, nil
 }
 
 // HandleForward serves a kvpb.PeerRequest another node sent (the

@@ -74,7 +74,7 @@ func newStore(t *testing.T, ts ...tso.Fetcher) *replica.Store {
 			}
 			return nil, false
 		},
-		CreateReplica: func(context.Context, *kvpb.ShardDescriptor, bool) error { return errors.New("not here") },
+		CreateReplica: func(context.Context, *kvpb.ShardDescriptor, uint64, bool) error { return errors.New("not here") },
 		Directory:     func() ([]*kvpb.ShardDescriptor, error) { return []*kvpb.ShardDescriptor{userShard}, nil },
 		Timestamps:    fetcher,
 	})

@@ -8,13 +8,17 @@ package storage
 // touching the others.
 //
 //	0x00 | name                                   store-local metadata (format version, node ID,
-//	                                              each local replica's GC horizon: "gc/" group(8, BE))
+//	                                              each local replica's GC horizon: "gc/" group(8, BE),
+//	                                              each destroyed replica's tombstone: "tombstone/"
+//	                                              group(8, BE))
 //	0x01 | group(8, BE) | 0x01 | index(8, BE)     raft log entry of a group (raftpb.Entry, protobuf)
 //	0x01 | group(8, BE) | 0x02                    raft HardState of a group (protobuf)
 //	0x01 | group(8, BE) | 0x03                    truncated state: index and term of the last entry
 //	                                              removed from the log (16 bytes, BE)
 //	0x01 | group(8, BE) | 0x04                    applied state: applied index, its term and the
 //	                                              ConfState
+//	0x01 | group(8, BE) | 0x05                    the local replica's raft replica ID (8 bytes, BE;
+//	                                              absent: the node ID, package replicaid)
 //	0x02 | key                                    system data, replicated by the system shard
 //	                                              (group 1): shard descriptors, later leases, TSO
 //	0x03 | mvcc key                               user data, replicated by the user shard whose
@@ -61,6 +65,7 @@ const (
 	raftSuffixHardState byte = 0x02
 	raftSuffixTruncated byte = 0x03
 	raftSuffixApplied   byte = 0x04
+	raftSuffixReplicaID byte = 0x05
 )
 
 // ErrBadKey reports a key that does not decode under the layout above.
@@ -125,6 +130,18 @@ func TruncatedStateKey(group uint64) []byte { return groupKey(group, raftSuffixT
 
 // AppliedStateKey returns the key of the applied state of group.
 func AppliedStateKey(group uint64) []byte { return groupKey(group, raftSuffixApplied, 0) }
+
+// ReplicaIDKey returns the key of the raft replica ID of the local replica
+// of group (8 bytes, BE). It lives in the group's raft span, so destroying
+// the replica's raft state removes it.
+func ReplicaIDKey(group uint64) []byte { return groupKey(group, raftSuffixReplicaID, 0) }
+
+// TombstoneKey returns the store-local key of the tombstone of group: the
+// lowest raft replica ID (8 bytes, BE) this node may host for the group,
+// written when it destroys a replica of it. It outlives the raft state.
+func TombstoneKey(group uint64) []byte {
+	return binary.BigEndian.AppendUint64(MetaKey("tombstone/"), group)
+}
 
 // GroupRaftSpan returns the span of every raft-local key of group.
 func GroupRaftSpan(group uint64) (start, end []byte) {

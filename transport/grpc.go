@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-kv/strata/internal/replicaid"
 	"github.com/strata-kv/strata/transport/transportpb"
 )
 
@@ -156,7 +157,7 @@ func (t *GRPC) Send(envs []Envelope) {
 			t.stats.droppedInvalid.Add(1)
 			continue
 		}
-		to := env.Msg.GetTo()
+		to := replicaid.Node(env.Msg.GetTo())
 		if p == nil || p.id != to {
 			p = t.mu.peers[to]
 			if p == nil {

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -278,6 +279,32 @@ func (p *peer) waitReady(ctx context.Context) error {
 		}
 		if s == connectivity.Shutdown || !p.conn.WaitForStateChange(ctx, s) {
 			return ErrNotSent
+		}
+	}
+}
+
+// Probe connects to peer id and returns nil once the connection is ready,
+// or ErrNotSent as soon as an attempt failed (the peer is down: a refused
+// connection fails in a moment; a connection already in backoff after a
+// failure reports it at once) or ctx ends first. Unlike Forward's short
+// wait, it lets a slow but live peer take as long as ctx allows, so a
+// caller can tell a peer that is down from one that is slow to connect.
+func (t *GRPC) Probe(ctx context.Context, id uint64) error {
+	p, err := t.peer(id)
+	if err != nil {
+		return fmt.Errorf("transport: probe node %d: %w", id, err)
+	}
+	p.conn.Connect()
+	for {
+		switch s := p.conn.GetState(); s {
+		case connectivity.Ready:
+			return nil
+		case connectivity.TransientFailure, connectivity.Shutdown:
+			return fmt.Errorf("transport: probe node %d: %w (%v)", id, ErrNotSent, s)
+		default:
+			if !p.conn.WaitForStateChange(ctx, s) {
+				return fmt.Errorf("transport: probe node %d: %w: %w", id, ErrNotSent, ctx.Err())
+			}
 		}
 	}
 }

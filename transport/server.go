@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/strata-kv/strata/internal/replicaid"
 	"github.com/strata-kv/strata/transport/transportpb"
 )
 
@@ -62,7 +63,7 @@ func decodeBatch(self uint64, batch *transportpb.RaftBatch) (envs []Envelope, ba
 	envs = make([]Envelope, 0, len(batch.GetEnvelopes()))
 	for _, e := range batch.GetEnvelopes() {
 		m := new(raftpb.Message)
-		if err := proto.Unmarshal(e.GetMessage(), m); err != nil || m.GetTo() != self || m.GetFrom() != from {
+		if err := proto.Unmarshal(e.GetMessage(), m); err != nil || replicaid.Node(m.GetTo()) != self || replicaid.Node(m.GetFrom()) != from {
 			bad++
 			continue
 		}

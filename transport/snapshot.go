@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/strata-kv/strata/internal/replicaid"
 	"github.com/strata-kv/strata/transport/transportpb"
 )
 
@@ -23,7 +24,7 @@ var errSnapshotHandled = errors.New("transport: snapshot handler returned")
 // until the receiver's HandleSnapshot returned and returns its error, a gRPC
 // status error (wrapped). ctx bounds the whole transfer.
 func (t *GRPC) SendSnapshot(ctx context.Context, env Envelope, body io.Reader) (err error) {
-	to := env.Msg.GetTo()
+	to := replicaid.Node(env.Msg.GetTo())
 	defer func() {
 		if err != nil {
 			t.stats.snapshotsSendFailed.Add(1)

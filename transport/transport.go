@@ -25,8 +25,9 @@ var (
 	ErrInvalidConfig = errors.New("transport: invalid config")
 )
 
-// Envelope is one raft message of one group. Msg.To is the destination node
-// ID, Msg.From the sender.
+// Envelope is one raft message of one group. Msg.To is the destination
+// replica's raft ID, Msg.From the sender's: the node of each is in the ID's
+// low bits (package replicaid), and the transport routes by it.
 type Envelope struct {
 	Group uint64
 	Msg   *raftpb.Message
@@ -67,7 +68,7 @@ type Transport interface {
 	AddPeer(id uint64, addr string)
 	// RemovePeer forgets peer id and stops its goroutines.
 	RemovePeer(id uint64)
-	// Send never blocks: it groups envs by Msg.To and enqueues them per
+	// Send never blocks: it groups envs by the node of Msg.To and enqueues them per
 	// peer; it drops (and counts) envelopes when a peer's queue is full or
 	// the peer is unknown. It takes ownership of the messages.
 	Send(envs []Envelope)

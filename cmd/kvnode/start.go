@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/strata-kv/strata"
 	"gopkg.in/yaml.v3"
 )
 
@@ -218,8 +219,8 @@ func (f *startFlags) validate(peerSet bool) (startConfig, error) {
 		Shards: f.shards, ReplicationFactor: f.replicationFactor, ReplicaGrace: f.replicaGrace,
 		Pprof: f.pprof,
 	}
-	if c.ID == 0 {
-		return c, errors.New("--id must be > 0")
+	if c.ID == 0 || c.ID > strata.MaxNodeID {
+		return c, fmt.Errorf("--id must be in 1..%d", strata.MaxNodeID)
 	}
 	if c.DataDir == "" {
 		return c, errors.New("--data-dir must not be empty")
@@ -300,6 +301,9 @@ func parseInitialCluster(s string) (map[uint64]string, error) {
 		id, err := strconv.ParseUint(idText, 10, 64)
 		if err != nil || id == 0 {
 			return nil, fmt.Errorf("--initial-cluster entry %q: node ID must be a positive integer", item)
+		}
+		if id > strata.MaxNodeID {
+			return nil, fmt.Errorf("--initial-cluster entry %q: node ID must be at most %d", item, strata.MaxNodeID)
 		}
 		if err := checkAddr(addr, false); err != nil {
 			return nil, fmt.Errorf("--initial-cluster entry %q: %v", item, err)

@@ -56,7 +56,9 @@ func TestStartErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--id", "0"}, "--id must be > 0"},
+		{[]string{"--id", "0"}, "--id must be in 1..16777215"},
+		{[]string{"--id", "16777216"}, "--id must be in 1..16777215"},
+		{[]string{"--initial-cluster", "1=127.0.0.1:7371,16777216=127.0.0.1:7372"}, "node ID must be at most 16777215"},
 		{[]string{"--client-addr", "nohost"}, `--client-addr "nohost": want host:port`},
 		{[]string{"--http-addr", "127.0.0.1:99999"}, "port must be 1..65535"},
 		{[]string{"--gossip-addr", "localhost:7372"}, "host must be an IP address"},

@@ -1634,7 +1634,11 @@ func (x *ChangeReplicasRequest) GetNodeId() uint64 {
 }
 
 type ChangeReplicasResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// replica_id is the raft replica ID of the learner an ADD_LEARNER added:
+	// a new one on every add (raftnode.AddLearner). The node hosts it under
+	// that ID (CreateReplicaRequest.replica_id).
+	ReplicaId     uint64 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1667,6 +1671,13 @@ func (x *ChangeReplicasResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ChangeReplicasResponse.ProtoReflect.Descriptor instead.
 func (*ChangeReplicasResponse) Descriptor() ([]byte, []int) {
 	return file_kvpb_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ChangeReplicasResponse) GetReplicaId() uint64 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
 }
 
 // TransferLeaderRequest asks the shard's leader to hand leadership to a
@@ -1803,9 +1814,12 @@ type ProgressResponse struct {
 	// commit is the leader's commit index.
 	Commit uint64 `protobuf:"varint,2,opt,name=commit,proto3" json:"commit,omitempty"`
 	// match is the member's highest log index known to match the leader's.
-	Match         uint64   `protobuf:"varint,3,opt,name=match,proto3" json:"match,omitempty"`
-	Voters        []uint64 `protobuf:"varint,4,rep,packed,name=voters,proto3" json:"voters,omitempty"`
-	Learners      []uint64 `protobuf:"varint,5,rep,packed,name=learners,proto3" json:"learners,omitempty"`
+	Match    uint64   `protobuf:"varint,3,opt,name=match,proto3" json:"match,omitempty"`
+	Voters   []uint64 `protobuf:"varint,4,rep,packed,name=voters,proto3" json:"voters,omitempty"`
+	Learners []uint64 `protobuf:"varint,5,rep,packed,name=learners,proto3" json:"learners,omitempty"`
+	// replica_id is the raft replica ID of the node's replica in the
+	// membership; 0 if the node is no member.
+	ReplicaId     uint64 `protobuf:"varint,6,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1873,6 +1887,13 @@ func (x *ProgressResponse) GetLearners() []uint64 {
 		return x.Learners
 	}
 	return nil
+}
+
+func (x *ProgressResponse) GetReplicaId() uint64 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
 }
 
 // NodeRequest is a request to a node about the node itself rather than to a
@@ -2103,8 +2124,11 @@ type CreateReplicaRequest struct {
 	Shard *ShardDescriptor       `protobuf:"bytes,1,opt,name=shard,proto3" json:"shard,omitempty"`
 	// fresh replaces a replica the node still hosts from before it was
 	// removed from the shard (it was down then) with an empty one, once the
-	// shard's leader confirms that the node is not a member.
-	Fresh         bool `protobuf:"varint,2,opt,name=fresh,proto3" json:"fresh,omitempty"`
+	// shard's leader confirms that the node's member replica is not it.
+	Fresh bool `protobuf:"varint,2,opt,name=fresh,proto3" json:"fresh,omitempty"`
+	// replica_id is the raft replica ID to host (the ID the learner was
+	// added with); 0: the node's incarnation-0 ID.
+	ReplicaId     uint64 `protobuf:"varint,3,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2153,11 +2177,21 @@ func (x *CreateReplicaRequest) GetFresh() bool {
 	return false
 }
 
+func (x *CreateReplicaRequest) GetReplicaId() uint64 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
 // ReplicaStateRequest asks a node for its own view of its replica of a
 // shard (not the leader's view of it).
 type ReplicaStateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ShardId       uint64                 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	ShardId uint64                 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	// peer, if set, asks the node, if it leads the shard, for its view of
+	// node peer's replica as well (ReplicaStateResponse.leader and peer_*).
+	Peer          uint64 `protobuf:"varint,2,opt,name=peer,proto3" json:"peer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2199,15 +2233,30 @@ func (x *ReplicaStateRequest) GetShardId() uint64 {
 	return 0
 }
 
+func (x *ReplicaStateRequest) GetPeer() uint64 {
+	if x != nil {
+		return x.Peer
+	}
+	return 0
+}
+
 type ReplicaStateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// hosted: the node hosts a replica of the shard.
 	Hosted bool `protobuf:"varint,1,opt,name=hosted,proto3" json:"hosted,omitempty"`
 	// applied is the replica's applied index.
 	Applied uint64 `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"`
-	// member: the replica's configuration counts the node as a voter or
-	// learner.
-	Member        bool `protobuf:"varint,3,opt,name=member,proto3" json:"member,omitempty"`
+	// member: the replica's configuration counts the node's replica (by
+	// its replica ID) as a voter or learner.
+	Member bool `protobuf:"varint,3,opt,name=member,proto3" json:"member,omitempty"`
+	// replica_id is the replica's raft replica ID.
+	ReplicaId uint64 `protobuf:"varint,4,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	// leader: the replica leads the shard; then peer_replica_id is the raft
+	// ID of the request's peer's replica in its membership (0: no member)
+	// and peer_match that replica's match index.
+	Leader        bool   `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
+	PeerReplicaId uint64 `protobuf:"varint,6,opt,name=peer_replica_id,json=peerReplicaId,proto3" json:"peer_replica_id,omitempty"`
+	PeerMatch     uint64 `protobuf:"varint,7,opt,name=peer_match,json=peerMatch,proto3" json:"peer_match,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2261,6 +2310,34 @@ func (x *ReplicaStateResponse) GetMember() bool {
 		return x.Member
 	}
 	return false
+}
+
+func (x *ReplicaStateResponse) GetReplicaId() uint64 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *ReplicaStateResponse) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+func (x *ReplicaStateResponse) GetPeerReplicaId() uint64 {
+	if x != nil {
+		return x.PeerReplicaId
+	}
+	return 0
+}
+
+func (x *ReplicaStateResponse) GetPeerMatch() uint64 {
+	if x != nil {
+		return x.PeerMatch
+	}
+	return 0
 }
 
 type CreateReplicaResponse struct {
@@ -3357,19 +3434,23 @@ const file_kvpb_proto_rawDesc = "" +
 	"\x05first\x18\x01 \x01(\x04R\x05first\"f\n" +
 	"\x15ChangeReplicasRequest\x124\n" +
 	"\x04type\x18\x01 \x01(\x0e2 .strata.kv.v1.ChangeReplicasTypeR\x04type\x12\x17\n" +
-	"\anode_id\x18\x02 \x01(\x04R\x06nodeId\"\x18\n" +
-	"\x16ChangeReplicasResponse\"0\n" +
+	"\anode_id\x18\x02 \x01(\x04R\x06nodeId\"7\n" +
+	"\x16ChangeReplicasResponse\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x01 \x01(\x04R\treplicaId\"0\n" +
 	"\x15TransferLeaderRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\"\x18\n" +
 	"\x16TransferLeaderResponse\"*\n" +
 	"\x0fProgressRequest\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\"\x91\x01\n" +
+	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\"\xb0\x01\n" +
 	"\x10ProgressResponse\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\x04R\bleaderId\x12\x16\n" +
 	"\x06commit\x18\x02 \x01(\x04R\x06commit\x12\x14\n" +
 	"\x05match\x18\x03 \x01(\x04R\x05match\x12\x16\n" +
 	"\x06voters\x18\x04 \x03(\x04R\x06voters\x12\x1a\n" +
-	"\blearners\x18\x05 \x03(\x04R\blearners\"\x86\x02\n" +
+	"\blearners\x18\x05 \x03(\x04R\blearners\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x06 \x01(\x04R\treplicaId\"\x86\x02\n" +
 	"\vNodeRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12K\n" +
 	"\x0ecreate_replica\x18\x02 \x01(\v2\".strata.kv.v1.CreateReplicaRequestH\x00R\rcreateReplica\x12>\n" +
@@ -3381,16 +3462,25 @@ const file_kvpb_proto_rawDesc = "" +
 	"\x0ecreate_replica\x18\x02 \x01(\v2#.strata.kv.v1.CreateReplicaResponseH\x00R\rcreateReplica\x12?\n" +
 	"\tdirectory\x18\x03 \x01(\v2\x1f.strata.kv.v1.DirectoryResponseH\x00R\tdirectory\x12I\n" +
 	"\rreplica_state\x18\x04 \x01(\v2\".strata.kv.v1.ReplicaStateResponseH\x00R\freplicaStateB\a\n" +
-	"\x05value\"a\n" +
+	"\x05value\"\x80\x01\n" +
 	"\x14CreateReplicaRequest\x123\n" +
 	"\x05shard\x18\x01 \x01(\v2\x1d.strata.kv.v1.ShardDescriptorR\x05shard\x12\x14\n" +
-	"\x05fresh\x18\x02 \x01(\bR\x05fresh\"0\n" +
+	"\x05fresh\x18\x02 \x01(\bR\x05fresh\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x03 \x01(\x04R\treplicaId\"D\n" +
 	"\x13ReplicaStateRequest\x12\x19\n" +
-	"\bshard_id\x18\x01 \x01(\x04R\ashardId\"`\n" +
+	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12\x12\n" +
+	"\x04peer\x18\x02 \x01(\x04R\x04peer\"\xde\x01\n" +
 	"\x14ReplicaStateResponse\x12\x16\n" +
 	"\x06hosted\x18\x01 \x01(\bR\x06hosted\x12\x18\n" +
 	"\aapplied\x18\x02 \x01(\x04R\aapplied\x12\x16\n" +
-	"\x06member\x18\x03 \x01(\bR\x06member\"\x17\n" +
+	"\x06member\x18\x03 \x01(\bR\x06member\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x04 \x01(\x04R\treplicaId\x12\x16\n" +
+	"\x06leader\x18\x05 \x01(\bR\x06leader\x12&\n" +
+	"\x0fpeer_replica_id\x18\x06 \x01(\x04R\rpeerReplicaId\x12\x1d\n" +
+	"\n" +
+	"peer_match\x18\a \x01(\x04R\tpeerMatch\"\x17\n" +
 	"\x15CreateReplicaResponse\"\x12\n" +
 	"\x10DirectoryRequest\"T\n" +
 	"\x11DirectoryResponse\x12?\n" +

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-kv/strata/internal/replicaid"
 	"github.com/strata-kv/strata/transport"
 )
 
@@ -180,7 +181,7 @@ func (l *link) Close() error                   { return l.inner.Close() }
 func (l *link) Send(envs []transport.Envelope) {
 	now := make([]transport.Envelope, 0, len(envs))
 	for _, env := range envs {
-		f := l.net.decide(l.self, env.Msg.GetTo())
+		f := l.net.decide(l.self, replicaid.Node(env.Msg.GetTo()))
 		switch {
 		case f.blocked:
 			l.net.count(func(s *Stats) { s.Blocked++ })
@@ -218,7 +219,7 @@ func (l *link) Send(envs []transport.Envelope) {
 }
 
 func (l *link) SendSnapshot(ctx context.Context, env transport.Envelope, body io.Reader) error {
-	to := env.Msg.GetTo()
+	to := replicaid.Node(env.Msg.GetTo())
 	if f := l.net.decide(l.self, to); f.drop {
 		return fmt.Errorf("faultnet: snapshot to node %d dropped", to)
 	}
