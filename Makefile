@@ -51,8 +51,8 @@ fmt:
 ## linearizability: many seeds of the randomized fault tests (SEEDS=200; STRATA_SEED=n reruns one)
 SEEDS ?= 20
 linearizability:
-	@STRATA_SEEDS=$(SEEDS) $(GO) test -race -count=1 -timeout 0 -run 'TestRandomizedClusters' -v ./linearizability/ \
-	  | grep -E '^(=== RUN|---|PASS|FAIL|ok)|linearizability:|reproduce|not linearizable'
+	@bash -o pipefail -c "STRATA_SEEDS=$(SEEDS) $(GO) test -race -count=1 -timeout 0 -run 'TestRandomizedClusters' -v ./linearizability/ 2>&1 \
+	  | grep -E '^ *(=== RUN|--- |PASS|FAIL|ok|panic)|_test\.go:[0-9]+:|DATA RACE'"
 
 ## bench-go: the Go benchmarks (Put/Get on 1 and 3 nodes, group commit)
 bench-go:
