@@ -488,9 +488,13 @@ func systemGroup(members []uint64) raftnode.GroupConfig {
 		KeepDataOnRemoval: true}
 }
 
+// userGroup is the group of user shard d. Its spans are its user data and
+// its replicated state (the GC threshold), so that snapshots carry both
+// and replica checksums cover both.
 func userGroup(d shard.Descriptor) raftnode.GroupConfig {
 	start, end := mvcc.Span(d.Start, d.End)
-	return raftnode.GroupConfig{ID: d.ID, Spans: []raftnode.Span{{Start: start, End: end}}, Peers: d.Replicas}
+	gs, ge := storage.GroupStateSpan(d.ID)
+	return raftnode.GroupConfig{ID: d.ID, Spans: []raftnode.Span{{Start: start, End: end}, {Start: gs, End: ge}}, Peers: d.Replicas}
 }
 
 func encodeIDs(ids []uint64) []byte {
@@ -591,90 +595,6 @@ func (db *DB) routes() (*shard.Router, error) {
 		return r, nil
 	}
 	return nil, ErrNotJoined
-}
-
-// gcLoop periodically removes superseded versions of user data.
-func (db *DB) gcLoop() {
-	defer db.bg.Done()
-	t := time.NewTicker(db.opts.GCInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-db.closing:
-			return
-		case <-t.C:
-		}
-		// A failure is retried at the next tick; one that stopped the
-		// engine is reported by every call from then on.
-		ctx, cancel := context.WithTimeout(context.Background(), db.opts.GCInterval)
-		_, _ = db.GC(ctx)
-		cancel()
-	}
-}
-
-// GC removes, in every local replica of a user shard, the versions that no
-// read within Options.HistoryRetention can see: for each key, the versions
-// older than the newest one at or below the horizon (now minus the
-// retention), and that one too if it is a tombstone. Reads at or above the
-// horizon see the same data before and after; a read at a timestamp below
-// it fails with ErrTimestampTooOld on this replica. It returns how many
-// versions it removed.
-//
-// GC runs on each node on its own, so the replicas of a shard may hold
-// different versions below their horizons (each refuses the reads it can no
-// longer answer); a replicated GC threshold is yet to come.
-func (db *DB) GC(ctx context.Context) (int, error) {
-	if err := db.begin(); err != nil {
-		return 0, err
-	}
-	defer db.ops.Done()
-	now, err := db.Now(ctx)
-	if err != nil {
-		return 0, err
-	}
-	horizon := tso.FromTime(now.WallTime().Add(-db.opts.HistoryRetention))
-	total := 0
-	for _, d := range db.Shards() {
-		if _, err := db.node.AppliedIndex(d.ID); err != nil {
-			continue // not hosted here
-		}
-		n, err := db.gcShard(d, horizon)
-		if err != nil {
-			return total, err
-		}
-		total += n
-	}
-	return total, nil
-}
-
-// gcShard collects the local replica of d below horizon.
-func (db *DB) gcShard(d shard.Descriptor, horizon tso.Timestamp) (int, error) {
-	snap := db.eng.NewSnapshot()
-	defer snap.Close()
-	b := db.eng.NewBatch()
-	defer b.Close()
-	// The horizon goes in the batch that removes what it allows to: a read
-	// that finds it lower finds the versions still there.
-	old, err := storage.Get(snap, storage.GCHorizonKey(d.ID))
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-	case err != nil:
-		return 0, err
-	default:
-		h, err := storage.DecodeGCHorizon(old)
-		if err != nil {
-			return 0, err
-		}
-		horizon = max(horizon, tso.Timestamp(h))
-	}
-	if err := b.Set(storage.GCHorizonKey(d.ID), storage.EncodeGCHorizon(uint64(horizon)), nil); err != nil {
-		return 0, err
-	}
-	n, err := mvcc.GC(snap, b, d.Start, d.End, uint64(horizon))
-	if err != nil {
-		return 0, err
-	}
-	return n, db.eng.Commit(b, false)
 }
 
 // forwardHandler serves the requests other nodes forward to this one, as

@@ -74,7 +74,7 @@ func TestSingleNodeReopen(t *testing.T) {
 
 // TestGCRemovesSupersededVersions overwrites keys many times, collects
 // garbage once the history retention has passed, and checks that reads are
-// unchanged, old versions are gone, and a read below the horizon is refused
+// unchanged, old versions are gone, and a read below the threshold is refused
 // rather than answered wrong.
 func TestGCRemovesSupersededVersions(t *testing.T) {
 	ctx := ctxT(t)
@@ -137,7 +137,7 @@ func TestGCRemovesSupersededVersions(t *testing.T) {
 		t.Fatalf("second GC removed %d (%v), want 0", again, err)
 	}
 	if _, err := first.Scan(ctx, nil, nil, 0); !errors.Is(err, strata.ErrTimestampTooOld) {
-		t.Fatalf("scan of a snapshot older than the GC horizon: %v, want ErrTimestampTooOld", err)
+		t.Fatalf("scan of a snapshot below the GC threshold: %v, want ErrTimestampTooOld", err)
 	}
 }
 

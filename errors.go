@@ -30,8 +30,9 @@ var (
 	ErrClosed = errors.New("strata: db closed")
 	// ErrAmbiguous means a write may or may not have been applied.
 	ErrAmbiguous = kvpb.ErrAmbiguous
-	// ErrTimestampTooOld rejects a read at a timestamp below what the
-	// replica keeps history for (Options.HistoryRetention).
+	// ErrTimestampTooOld rejects a read at a timestamp below its shard's
+	// replicated GC threshold, below which GC may have removed history
+	// (Options.HistoryRetention, DB.GC).
 	ErrTimestampTooOld = kvpb.ErrTimestampTooOld
 	// ErrStopped means the node stopped, e.g. after a storage failure.
 	ErrStopped = raftnode.ErrStopped

@@ -61,12 +61,22 @@ type Options struct {
 	// truncating its log. Default: 10000.
 	LogRetain uint64
 	// HistoryRetention is how long versions stay readable at their
-	// timestamps (by Snapshot, SnapshotAt): GC removes only versions that no
-	// read within it can see. Default: 1 hour.
+	// timestamps (by Snapshot, SnapshotAt): GC raises each shard's
+	// replicated GC threshold to the oracle's time minus HistoryRetention
+	// and removes only versions that no read at or above the threshold can
+	// see; a read below a shard's threshold fails with ErrTimestampTooOld.
+	// Default: 1 hour.
 	HistoryRetention time.Duration
-	// GCInterval is how often superseded versions are garbage-collected.
-	// Default: 1 minute; negative disables.
+	// GCInterval is how often each node collects the history of the user
+	// shards it leads (DB.GC), as replicated GC commands that every replica
+	// applies alike. Default: 1 minute; negative disables the loop (DB.GC
+	// still collects when called).
 	GCInterval time.Duration
+	// GCVersionsPerCommand bounds the work of one replicated GC command:
+	// it examines at most about this many versions of its shard (the
+	// versions of one key are never split), and a shard with more is
+	// collected by a chain of commands, one key span each. Default: 10000.
+	GCVersionsPerCommand int
 	// Observer receives raft timings and events (proposals, persist and
 	// apply batches, leader changes) for metrics. Default: none.
 	Observer raftnode.Observer
@@ -155,6 +165,12 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.GCInterval == 0 {
 		o.GCInterval = time.Minute
+	}
+	if o.GCVersionsPerCommand < 0 {
+		return fmt.Errorf("strata: GCVersionsPerCommand is %d, must be >= 0", o.GCVersionsPerCommand)
+	}
+	if o.GCVersionsPerCommand == 0 {
+		o.GCVersionsPerCommand = 10000
 	}
 	return nil
 }

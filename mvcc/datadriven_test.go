@@ -18,7 +18,7 @@ import (
 //	del k=<key> ts=<version>
 //	get k=<key> [ts=<ts>]                      ts defaults to max
 //	scan [start=<key>] [end=<key>] [ts=<ts>] [limit=<n>] [keys-only]
-//	gc [start=<key>] [end=<key>] horizon=<ts>
+//	gc [start=<key>] [end=<key>] horizon=<ts> [max=<n>]   max: the versions examined (0: no bound)
 //	dump                                       every stored version, raw key included
 //
 // Keys and values are Go string literals without the quotes, so \x00 is a
@@ -97,7 +97,10 @@ func runCommand(t *testing.T, db *pebble.DB, d *datadriven.TestData) (string, er
 		}
 	case "gc":
 		batch := db.NewBatch()
-		removed, err := GC(db, batch, key("start"), key("end"), ts("horizon"))
+		maxVersions := 0
+		d.MaybeScanArgs(t, "max", &maxVersions)
+		lower, upper := Span(key("start"), key("end"))
+		removed, resume, err := GC(db, batch, lower, upper, ts("horizon"), maxVersions)
 		if err != nil {
 			return "", err
 		}
@@ -105,6 +108,9 @@ func runCommand(t *testing.T, db *pebble.DB, d *datadriven.TestData) (string, er
 			return "", err
 		}
 		fmt.Fprintf(&b, "removed %d\n", removed)
+		if resume != nil {
+			fmt.Fprintf(&b, "resume %q\n", resume)
+		}
 	case "dump":
 		lo, hi := storage.UserSpan()
 		it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})

@@ -12,7 +12,8 @@
 //     indexed batch of a group's apply path;
 //   - reads at a timestamp (Get, Scan): the newest version at or below the
 //     timestamp, one forward seek per key;
-//   - garbage collection of versions superseded at or below a horizon (GC).
+//   - garbage collection of versions superseded at or below a horizon (GC), in
+//     bounded steps that say where to resume.
 //
 // Later it will also own write intents and locks of transactions and the
 // rules that decide when a read conflicts with them.

@@ -199,61 +199,81 @@ func Scan(r pebble.Reader, start, end []byte, ts uint64, limit int, keysOnly boo
 	return out, nil
 }
 
-// GC deletes, within the user span [start, end) (an empty end means to the
-// end of user data), every version that is superseded at or below horizon:
-// for each key the newest version <= horizon stays, unless it is a tombstone,
-// which then goes too; older versions go; versions > horizon stay. It writes
-// the deletions into w and returns how many versions it removed. Reads at any
-// ts >= horizon see the same data before and after.
+// GC deletes, within the Pebble span [lower, upper) of user data, every
+// version that is superseded at or below horizon: for each key the newest
+// version <= horizon stays, unless it is a tombstone, which then goes too;
+// older versions go; versions > horizon stay. It writes the deletions into w
+// and returns how many versions it removed. Reads at any ts >= horizon see
+// the same data before and after. lower and upper must fall between user
+// keys (as Span and KeyPrefix make them).
+//
+// GC examines at most about maxVersions versions (0: no bound): once it has
+// examined that many, it stops before the next user key and returns that
+// key as resume, where a later call continues; resume is nil when GC
+// reached upper. The versions of one key are never split between calls. The
+// same data and arguments give the same deletions and the same resume, so
+// every replica that applies a GC command does the same.
 //
 // r and w may be the same indexed batch: the deletions are not seen by the
 // iteration that finds them. On error, w may hold part of the deletions; the
 // caller discards it.
-func GC(r pebble.Reader, w pebble.Writer, start, end []byte, horizon uint64) (removed int, err error) {
-	if horizon == 0 {
-		return 0, nil
+func GC(r pebble.Reader, w pebble.Writer, lower, upper []byte, horizon uint64, maxVersions int) (removed int, resume []byte, err error) {
+	if horizon == 0 || bytes.Compare(lower, upper) >= 0 {
+		return 0, nil, nil
 	}
-	lower, upper := Span(start, end)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer it.Close()
 
 	var keyBuf []byte
+	examined := 0
 	valid := it.First()
 	for valid {
+		// it is at the first version of a user key.
 		v, userKey, err := currentKey(it, keyBuf)
 		if err != nil {
-			return removed, err
+			return removed, nil, err
 		}
 		keyBuf = userKey
+		if maxVersions > 0 && examined >= maxVersions {
+			return removed, bytes.Clone(userKey), nil
+		}
+		examined++
+		prefix := KeyPrefix(userKey)
 		if v.Version > horizon {
 			valid = it.SeekGE(EncodeKey(userKey, horizon))
-			continue
+			if !valid || !bytes.HasPrefix(it.Key(), prefix) {
+				continue // no version <= horizon: the key stays whole
+			}
+			if v, err = current(it, keyBuf); err != nil {
+				return removed, nil, err
+			}
+			examined++
 		}
 		// v is the newest version <= horizon: it stays unless it is a
 		// tombstone; every older version goes.
 		if v.Deleted {
 			if err := w.Delete(it.Key(), nil); err != nil {
-				return removed, err
+				return removed, nil, err
 			}
 			removed++
 		}
-		prefix := KeyPrefix(userKey)
 		for valid = it.Next(); valid && bytes.HasPrefix(it.Key(), prefix); valid = it.Next() {
 			if len(it.Key()) != len(prefix)+versionLen {
-				return removed, fmt.Errorf("%w: version of %d bytes, want %d: %x",
+				return removed, nil, fmt.Errorf("%w: version of %d bytes, want %d: %x",
 					ErrBadKey, len(it.Key())-len(prefix), versionLen, it.Key())
 			}
 			if err := w.Delete(it.Key(), nil); err != nil {
-				return removed, err
+				return removed, nil, err
 			}
 			removed++
+			examined++
 		}
 	}
 	if err := it.Error(); err != nil {
-		return removed, err
+		return removed, nil, err
 	}
-	return removed, nil
+	return removed, nil, nil
 }

@@ -172,8 +172,8 @@ func (s *Store) checkRange(ba *kvpb.BatchRequest) error {
 			return fmt.Errorf("%w: request %d (%v) on shard %d: system requests go to the system shard %d only",
 				kvpb.ErrBadBatch, i, kvpb.MethodOf(r), id, s.cfg.SystemShard)
 		}
-		if system {
-			continue
+		if system || kvpb.MethodOf(r).Flags().Has(kvpb.IsKeyless) {
+			continue // a keyless request (GC) addresses the whole shard
 		}
 		start, end := kvpb.Span(r)
 		if !inRange(d, start, end) {
@@ -243,12 +243,16 @@ func (s *Store) read(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchRes
 		read := eval
 		if ts := h.GetTimestamp(); ts != 0 {
 			// A read at a timestamp waits until no write at or below it
-			// can still commit here (docs/time.md, rule 3).
+			// can still commit here (docs/time.md, rule 3), then reads
+			// from one Pebble snapshot: the GC threshold it checks and the
+			// versions it reads are of the same applied state.
 			read = func(r pebble.Reader) error {
 				if err := s.sequencer(id).waitBelow(ctx, tso.Timestamp(ts)); err != nil {
 					return err
 				}
-				return eval(r)
+				snap := s.cfg.Engine.NewSnapshot()
+				defer snap.Close()
+				return eval(snap)
 			}
 		}
 		if err := s.cfg.Node.Read(ctx, id, read); err != nil {
@@ -281,21 +285,17 @@ func (s *Store) eval(r pebble.Reader, ba *kvpb.BatchRequest) (*kvpb.BatchRespons
 	if budget.Bytes == 0 || budget.Bytes > s.cfg.MaxReadBytes {
 		budget.Bytes = s.cfg.MaxReadBytes
 	}
-	if ts := h.GetTimestamp(); ts != 0 {
-		// GC may have removed what a read below the replica's horizon
-		// needs: refuse it rather than answer wrong.
-		v, err := storage.Get(r, storage.GCHorizonKey(h.GetShardId()))
-		if err != nil && !errors.Is(err, pebble.ErrNotFound) {
+	if ts := h.GetTimestamp(); ts != 0 && h.GetShardId() != s.cfg.SystemShard {
+		// GC may have removed what a read below the shard's replicated
+		// threshold needs: refuse it rather than answer wrong. r is one
+		// Pebble snapshot, so GC cannot run between this check and the
+		// reads.
+		threshold, err := statemachine.GCThreshold(r, h.GetShardId())
+		if err != nil {
 			return nil, err
 		}
-		if err == nil {
-			horizon, err := storage.DecodeGCHorizon(v)
-			if err != nil {
-				return nil, err
-			}
-			if ts < horizon {
-				return nil, &kvpb.TimestampTooOldError{Threshold: horizon}
-			}
+		if ts < threshold {
+			return nil, &kvpb.TimestampTooOldError{Threshold: threshold}
 		}
 	}
 	br := &kvpb.BatchResponse{Responses: make([]*kvpb.ResponseUnion, 0, len(ba.GetRequests()))}
@@ -323,8 +323,9 @@ func (s *Store) write(ctx context.Context, ba *kvpb.BatchRequest) (*kvpb.BatchRe
 		err  error
 	)
 	cmd := &kvpb.ReplicatedCommand{Header: h, Writes: ba.GetRequests()}
-	if h.GetShardId() == s.cfg.SystemShard {
-		// System writes carry no MVCC version: no timestamp to wait for.
+	if h.GetShardId() == s.cfg.SystemShard || ba.Flags().Has(kvpb.IsKeyless) {
+		// System writes and GC carry no MVCC version: no timestamp to
+		// wait for.
 		var data []byte
 		if data, err = kvpb.EncodeCommand(cmd); err == nil {
 			prop, err = s.cfg.Node.ProposeAsync(h.GetShardId(), 0, data)

@@ -49,9 +49,10 @@ func newStore(t *testing.T, ts ...tso.Fetcher) *replica.Store {
 	}
 	sysStart, sysEnd := storage.SystemSpan()
 	start, end := mvcc.Span(userShard.Start, userShard.End)
+	gs, ge := storage.GroupStateSpan(userShard.Id)
 	for _, g := range []raftnode.GroupConfig{
 		{ID: 1, Spans: []raftnode.Span{{Start: sysStart, End: sysEnd}}, Peers: []uint64{1}},
-		{ID: 2, Spans: []raftnode.Span{{Start: start, End: end}}, Peers: []uint64{1}},
+		{ID: 2, Spans: []raftnode.Span{{Start: start, End: end}, {Start: gs, End: ge}}, Peers: []uint64{1}},
 	} {
 		if err := n.CreateGroup(g); err != nil {
 			t.Fatal(err)
@@ -195,5 +196,44 @@ func TestHandleForward(t *testing.T) {
 	nr = s.HandleNode(ctx, &kvpb.NodeRequest{NodeId: 1, Value: &kvpb.NodeRequest_Directory{Directory: &kvpb.DirectoryRequest{}}})
 	if nr.GetError() != nil || len(nr.GetDirectory().GetDescriptors()) != 1 {
 		t.Fatalf("directory: %v", nr)
+	}
+}
+
+// TestStoreGCThreshold: a GC batch on a shard whose range does not start at
+// the first key is served (it addresses the whole shard) and raises the
+// shard's replicated threshold; reads below the threshold are refused with
+// it, at both read levels, and reads at and above it see their versions.
+func TestStoreGCThreshold(t *testing.T) {
+	s := newStore(t) // commit timestamps 1, 2, 3
+	ctx := t.Context()
+	for _, v := range []string{"1", "2", "3"} {
+		if _, err := s.Send(ctx, to(2, put("b", v))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gc := &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Gc{Gc: &kvpb.GCRequest{Threshold: 2, MaxVersions: 100}}}
+	br, err := s.Send(ctx, to(2, gc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := br.GetResponses()[0].GetGc(); r.GetThreshold() != 2 || r.GetRemoved() != 1 || r.GetResumeKey() != nil {
+		t.Fatalf("GC answered %v, want threshold 2, 1 removed, no resume key", r)
+	}
+	for _, level := range []api.ReadLevel{api.ReadLevel_READ_LEVEL_LINEARIZABLE, api.ReadLevel_READ_LEVEL_SERIALIZABLE} {
+		read := func(ts uint64) (*kvpb.BatchResponse, error) {
+			ba := to(2, get("b"))
+			ba.Header.Timestamp, ba.Header.ReadLevel = ts, level
+			return s.Send(ctx, ba)
+		}
+		var too *kvpb.TimestampTooOldError
+		if _, err := read(1); !errors.As(err, &too) || too.Threshold != 2 {
+			t.Errorf("%v: read at 1: %v, want TimestampTooOldError at 2", level, err)
+		}
+		for ts, want := range map[uint64]string{2: "2", 3: "3"} {
+			br, err := read(ts)
+			if err != nil || string(br.GetResponses()[0].GetGet().GetValue()) != want {
+				t.Errorf("%v: read at %d = %v, %v; want %q", level, ts, br, err, want)
+			}
+		}
 	}
 }

@@ -67,9 +67,11 @@ var _ raftnode.StateMachine = (*KV)(nil)
 // refuses applies as a no-op with a command-level error in Result.Err (the
 // batch is left as it was):
 //   - ErrBadCommand if data does not decode (kvpb.DecodeCommand) or holds a
-//     write of a method with no registered Apply (GC, for now);
+//     write of a method with no registered Apply;
 //   - ErrWrongShard if a system write is not in SystemGroup, a user write
-//     is, or a write's Pebble key is outside every span of e.Spans;
+//     is, a write's Pebble key is outside every span of e.Spans, or a GC is
+//     in a group whose spans do not hold its replicated state
+//     (storage.GroupStateSpan);
 //   - ErrWriteTooOld if the command has user writes but no commit
 //     timestamp (Header.timestamp).
 //
@@ -126,9 +128,12 @@ func (k *KV) check(e raftnode.Entry, h *kvpb.Header, w *kvpb.RequestUnion) error
 	}
 	key, _ := kvpb.Span(w)
 	if key == nil {
-		// No write registered today lacks a key (DecodeCommand refuses
-		// empty ones); one that addresses a span must keep its own writes
-		// inside e.Spans.
+		// A keyless write: a system one (the oracle's limit) writes a
+		// fixed system key; a user one (GC) writes the group's replicated
+		// state and touches only user data inside e.Spans.
+		if !system && !inSpans(storage.GCThresholdKey(e.Group), e.Spans) {
+			return fmt.Errorf("%w: %v in group %d, whose spans hold no replicated group state", ErrWrongShard, m, e.Group)
+		}
 		return nil
 	}
 	if system {

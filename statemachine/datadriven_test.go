@@ -23,14 +23,14 @@ import (
 //	<one write a line>
 //	    Applies one command of the writes below it, in one batch, at
 //	    version v (default: one more than the last), in a group spanning
-//	    all user data (all system data for group 1), or the user keys
-//	    [start, end). Writes:
+//	    all user data and its replicated state (all system data for group
+//	    1), or the user keys [start, end) and its state. Writes:
 //	      put <key> <value>
 //	      del <key>
 //	      cas <key> <old> <new>     - for an unset old or new
 //	      sysput <key> <value>
 //	      sysdel <key>
-//	      gc <threshold>
+//	      gc <threshold> <max versions> [<from>]
 //	eval [ts=<ts>] [keys=<n>] [bytes=<n>]
 //	<one read a line>
 //	    Evaluates the reads below it in order at ts (default 0: the newest)
@@ -111,7 +111,7 @@ func ddApply(t *testing.T, d *datadriven.TestData, db *pebble.DB, kv *KV, versio
 		var start, end string
 		d.ScanArgs(t, "span", &start, &end)
 		lo, hi := mvcc.Span([]byte(start), []byte(end))
-		e.Spans = []raftnode.Span{{Start: lo, End: hi}}
+		e.Spans[0] = raftnode.Span{Start: lo, End: hi}
 	}
 	var writes []*kvpb.RequestUnion
 	for _, f := range ddLines(t, d) {
@@ -132,12 +132,19 @@ func ddApply(t *testing.T, d *datadriven.TestData, db *pebble.DB, kv *KV, versio
 			ddArgs(t, d, f, 1)
 			writes = append(writes, sysDel(f[1]))
 		case "gc":
-			ddArgs(t, d, f, 1)
-			th, err := strconv.ParseUint(f[1], 10, 64)
-			if err != nil {
-				d.Fatalf(t, "gc %s: %v", f[1], err)
+			ddArgs(t, d, f, 2)
+			var n [2]uint64
+			for i := range n {
+				var err error
+				if n[i], err = strconv.ParseUint(f[1+i], 10, 64); err != nil {
+					d.Fatalf(t, "gc %s: %v", f[1+i], err)
+				}
 			}
-			writes = append(writes, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Gc{Gc: &kvpb.GCRequest{Threshold: th}}})
+			w := gcReq(n[0], n[1])
+			if len(f) > 3 {
+				w.GetGc().From = []byte(f[3])
+			}
+			writes = append(writes, w)
 		default:
 			d.Fatalf(t, "unknown write %q", f[0])
 		}
@@ -178,6 +185,12 @@ func ddApply(t *testing.T, d *datadriven.TestData, db *pebble.DB, kv *KV, versio
 		switch v := r.Value.(type) {
 		case *kvpb.ResponseUnion_Cas:
 			fmt.Fprintf(&sb, "cas swapped=%v\n", v.Cas.GetSwapped())
+		case *kvpb.ResponseUnion_Gc:
+			fmt.Fprintf(&sb, "gc threshold=%d removed=%d", v.Gc.GetThreshold(), v.Gc.GetRemoved())
+			if v.Gc.ResumeKey != nil {
+				fmt.Fprintf(&sb, " resume=%q", v.Gc.ResumeKey)
+			}
+			sb.WriteString("\n")
 		default:
 			fmt.Fprintf(&sb, "%v ok\n", kvpb.ResponseMethodOf(r))
 		}
@@ -285,6 +298,8 @@ func ddDump(t *testing.T, db *pebble.DB) string {
 			} else {
 				fmt.Fprintf(&sb, "%q @%d = %q\n", uk, v, val)
 			}
+		case storage.PrefixGroup:
+			fmt.Fprintf(&sb, "group state %x = %x\n", k[1:], it.Value())
 		default:
 			fmt.Fprintf(&sb, "other %x\n", k)
 		}

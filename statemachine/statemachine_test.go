@@ -109,12 +109,22 @@ func stamp(data []byte, ts uint64) []byte {
 	return out
 }
 
+// spansOf returns the spans of group as the root package gives them: all
+// system data for the system group sys; all user data and the group's
+// replicated state for a user group.
 func spansOf(group uint64, sys uint64) []raftnode.Span {
-	start, end := storage.UserSpan()
 	if group == sys {
-		start, end = storage.SystemSpan()
+		start, end := storage.SystemSpan()
+		return []raftnode.Span{{Start: start, End: end}}
 	}
-	return []raftnode.Span{{Start: start, End: end}}
+	start, end := storage.UserSpan()
+	gs, ge := storage.GroupStateSpan(group)
+	return []raftnode.Span{{Start: start, End: end}, {Start: gs, End: ge}}
+}
+
+// gcReq is a GC request to threshold examining at most maxVersions.
+func gcReq(threshold, maxVersions uint64) *kvpb.RequestUnion {
+	return &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Gc{Gc: &kvpb.GCRequest{Threshold: threshold, MaxVersions: maxVersions}}}
 }
 
 func openTestDB(t testing.TB) *pebble.DB {
@@ -535,7 +545,7 @@ func TestApplyMalformed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gc := encode(t, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Gc{Gc: &kvpb.GCRequest{Threshold: 10}}})
+	gc := encode(t, gcReq(10, 0))
 	for _, data := range [][]byte{
 		nil,
 		{},
@@ -549,7 +559,8 @@ func TestApplyMalformed(t *testing.T) {
 		aRead,                         // a read is not a write
 		encode(t, put("", "v")),       // an empty key
 		encode(t, put("k", "v"), sysPut("s", "v")), // system and user writes mixed
-		gc, // not supported yet
+		gc,                                     // no bound on its work
+		encode(t, gcReq(10, 5), put("k", "v")), // GC not alone
 	} {
 		for _, group := range []uint64{testUserGroup, testSysGroup} {
 			res, _, b := a.applyRaw(raftnode.Entry{Group: group, Spans: spansOf(group, 1)}, data)
@@ -578,7 +589,7 @@ func FuzzApply(f *testing.F) {
 		encode(f, put("k", "v"), del("j"), cas("k", []byte("v"), nil)),
 		encode(f, cas("k", nil, []byte{})),
 		encode(f, sysPut("shard/1", "d"), sysDel("shard/2")),
-		encode(f, &kvpb.RequestUnion{Value: &kvpb.RequestUnion_Gc{Gc: &kvpb.GCRequest{Threshold: 1}}}),
+		encode(f, gcReq(1, 1)),
 	} {
 		f.Add(data)
 	}
@@ -631,10 +642,16 @@ func randCommand(t testing.TB, rng *rand.Rand) (group uint64, data []byte) {
 	var writes []*kvpb.RequestUnion
 	n := 1 + rng.Intn(3)
 	switch rng.Intn(10) {
-	case 0, 1, 2, 3, 4, 5:
+	case 0, 1, 2, 3, 4:
 		group = testUserGroup
 		for range n {
 			writes = append(writes, userWrite())
+		}
+	case 5: // GC up to a recent version, alone, in bounded steps
+		group = testUserGroup
+		writes = append(writes, gcReq(1+rng.Uint64()%400, 1+rng.Uint64()%3))
+		if rng.Intn(2) == 0 {
+			writes[0].GetGc().From = []byte(key())
 		}
 	case 6:
 		group = testSysGroup

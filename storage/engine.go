@@ -22,7 +22,11 @@ import (
 //	1: MVCC versions were per-group counters; Pebble's default comparer.
 //	2: MVCC versions are commit timestamps; Comparer (MVCC-aware Split,
 //	   prefix bloom filters).
-const FormatVersion = 2
+//	3: GC is replicated: each user group's GC threshold is replicated state
+//	   (0x04 | group, GCThresholdKey); format 2's store-local GC horizons
+//	   (meta "gc/" group) are gone, and a format-2 replica may hold less
+//	   history than a threshold of 0 promises.
+const FormatVersion = 3
 
 var formatKey = MetaKey("format-version")
 

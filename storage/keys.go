@@ -8,7 +8,6 @@ package storage
 // touching the others.
 //
 //	0x00 | name                                   store-local metadata (format version, node ID,
-//	                                              each local replica's GC horizon: "gc/" group(8, BE),
 //	                                              each destroyed replica's tombstone: "tombstone/"
 //	                                              group(8, BE))
 //	0x01 | group(8, BE) | 0x01 | index(8, BE)     raft log entry of a group (raftpb.Entry, protobuf)
@@ -23,6 +22,13 @@ package storage
 //	                                              (group 1): shard descriptors, later leases, TSO
 //	0x03 | mvcc key                               user data, replicated by the user shard whose
 //	                                              range holds the user key
+//	0x04 | group(8, BE) | 0x01                    replicated state of a user group: its GC
+//	                                              threshold (a timestamp, 8 bytes BE)
+//
+// A user group's replicated state (0x04 | group) is part of the group's
+// spans, like its user data: raft snapshots carry it and replica checksums
+// cover it, so a replica that catches up by snapshot has the same threshold
+// as the others. Raft state (0x01) is each replica's own and is not.
 //
 // The MVCC key of user data is encoded by package mvcc as
 //
@@ -55,9 +61,11 @@ const (
 	PrefixRaft   byte = 0x01
 	PrefixSystem byte = 0x02
 	PrefixUser   byte = 0x03
-	// prefixEnd is the first byte after every key Strata writes.
-	prefixEnd byte = 0x04
+	PrefixGroup  byte = 0x04
 )
+
+// Suffixes of the keys of a user group's replicated state.
+const groupSuffixGCThreshold byte = 0x01
 
 // Suffixes of the per-group raft keys.
 const (
@@ -70,25 +78,6 @@ const (
 
 // ErrBadKey reports a key that does not decode under the layout above.
 var ErrBadKey = errors.New("storage: malformed key")
-
-// GCHorizonKey returns the store-local key of the GC horizon of this node's
-// replica of group: the timestamp below which GC may have removed versions
-// the replica would need to answer a read (8 bytes, BE).
-func GCHorizonKey(group uint64) []byte {
-	return binary.BigEndian.AppendUint64(MetaKey("gc/"), group)
-}
-
-// EncodeGCHorizon and DecodeGCHorizon are the stored form of a GC horizon
-// (GCHorizonKey): a timestamp, 8 bytes BE.
-func EncodeGCHorizon(ts uint64) []byte { return binary.BigEndian.AppendUint64(nil, ts) }
-
-// DecodeGCHorizon parses a stored GC horizon.
-func DecodeGCHorizon(b []byte) (uint64, error) {
-	if len(b) != 8 {
-		return 0, fmt.Errorf("%w: GC horizon of %d bytes, want 8", ErrBadKey, len(b))
-	}
-	return binary.BigEndian.Uint64(b), nil
-}
 
 // MetaKey returns the key of a store-local metadata value.
 func MetaKey(name string) []byte {
@@ -164,4 +153,22 @@ func SystemKey(key []byte) []byte {
 func SystemSpan() (start, end []byte) { return []byte{PrefixSystem}, []byte{PrefixSystem + 1} }
 
 // UserSpan returns the span of all user data.
-func UserSpan() (start, end []byte) { return []byte{PrefixUser}, []byte{prefixEnd} }
+func UserSpan() (start, end []byte) { return []byte{PrefixUser}, []byte{PrefixUser + 1} }
+
+// GCThresholdKey returns the key of the replicated GC threshold of user
+// group: reads below it are refused, as GC may have removed what they
+// need. The value is a timestamp, 8 bytes BE.
+func GCThresholdKey(group uint64) []byte {
+	k := binary.BigEndian.AppendUint64([]byte{PrefixGroup}, group)
+	return append(k, groupSuffixGCThreshold)
+}
+
+// GroupStateSpan returns the span of the replicated state of user group
+// (its GC threshold), a span of the group beside its user data.
+func GroupStateSpan(group uint64) (start, end []byte) {
+	start = binary.BigEndian.AppendUint64([]byte{PrefixGroup}, group)
+	if group == ^uint64(0) {
+		return start, []byte{PrefixGroup + 1}
+	}
+	return start, binary.BigEndian.AppendUint64([]byte{PrefixGroup}, group+1)
+}

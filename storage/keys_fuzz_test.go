@@ -171,7 +171,7 @@ func FuzzDecodeAppliedState(f *testing.F) {
 }
 
 // FuzzKeyLayoutOrder checks the documented order of the key kinds:
-// meta < raft < system < user, whatever the suffixes.
+// meta < raft < system < user < group state, whatever the suffixes.
 func FuzzKeyLayoutOrder(f *testing.F) {
 	f.Add("format-version", uint64(1), uint64(1), []byte("shard/"), []byte("a"))
 	f.Add("\xff\xff\xff", uint64(math.MaxUint64), uint64(math.MaxUint64), []byte{0xff, 0xff}, []byte{})
@@ -179,7 +179,7 @@ func FuzzKeyLayoutOrder(f *testing.F) {
 	f.Fuzz(func(t *testing.T, meta string, group, index uint64, sys, user []byte) {
 		userKey := append([]byte{PrefixUser}, user...) // as package mvcc writes it
 		raftKeys := [][]byte{LogKey(group, index), HardStateKey(group), TruncatedStateKey(group), AppliedStateKey(group)}
-		kinds := [][][]byte{{MetaKey(meta)}, raftKeys, {SystemKey(sys)}, {userKey}}
+		kinds := [][][]byte{{MetaKey(meta)}, raftKeys, {SystemKey(sys)}, {userKey}, {GCThresholdKey(group)}}
 		for i := 0; i < len(kinds); i++ {
 			for j := i + 1; j < len(kinds); j++ {
 				for _, a := range kinds[i] {
@@ -201,6 +201,35 @@ func FuzzKeyLayoutOrder(f *testing.F) {
 		}
 		if bytes.Compare(se, us) > 0 {
 			t.Fatalf("SystemSpan end %x after UserSpan start %x", se, us)
+		}
+		if gs, _ := GroupStateSpan(group); bytes.Compare(ue, gs) > 0 {
+			t.Fatalf("UserSpan end %x after the group state span start %x", ue, gs)
+		}
+	})
+}
+
+// FuzzGroupStateSpan checks that the replicated state span of group g holds
+// g's GC threshold and no other group's, nor any key of another kind.
+func FuzzGroupStateSpan(f *testing.F) {
+	f.Add(uint64(1), uint64(2))
+	f.Add(uint64(2), uint64(1))
+	f.Add(uint64(math.MaxUint64), uint64(math.MaxUint64-1))
+	f.Add(uint64(math.MaxUint64-1), uint64(math.MaxUint64))
+	f.Add(uint64(255), uint64(256))
+	f.Fuzz(func(t *testing.T, g, other uint64) {
+		start, end := GroupStateSpan(g)
+		in := func(k []byte) bool { return bytes.Compare(k, start) >= 0 && bytes.Compare(k, end) < 0 }
+		if k := GCThresholdKey(g); !in(k) {
+			t.Fatalf("GC threshold key %x of group %d outside its span [%x, %x)", k, g, start, end)
+		}
+		if k := GCThresholdKey(other); other != g && in(k) {
+			t.Fatalf("GC threshold key %x of group %d inside the span [%x, %x) of group %d", k, other, start, end, g)
+		}
+		us, _ := UserSpan()
+		for _, k := range [][]byte{us, {PrefixUser, 0xff, 0xff}, {PrefixGroup + 1}, AppliedStateKey(g), SystemKey(nil)} {
+			if in(k) {
+				t.Fatalf("key %x inside the state span of group %d", k, g)
+			}
 		}
 	})
 }

@@ -93,7 +93,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	for _, c := range []*ReplicatedCommand{
 		{Header: &Header{ShardId: 2, Timestamp: 5}, Writes: []*RequestUnion{putReq("a", "b")}},
 		{Writes: []*RequestUnion{sysPutReq("shard/x"), {Value: &RequestUnion_SystemDelete{SystemDelete: &SystemDeleteRequest{Key: []byte("y")}}}}},
-		{Writes: []*RequestUnion{{Value: &RequestUnion_Gc{Gc: &GCRequest{Threshold: 9}}}}},
+		{Writes: []*RequestUnion{{Value: &RequestUnion_Gc{Gc: &GCRequest{Threshold: 9, MaxVersions: 100}}}}},
 	} {
 		b, _ := EncodeCommand(c)
 		f.Add(b)

@@ -1299,12 +1299,27 @@ func (x *SystemScanResponse) GetKvs() []*api.KeyValue {
 }
 
 // GCRequest raises the shard's replicated GC threshold to threshold (a
-// timestamp) and removes the versions that no read at or above it can see.
-// A read below the shard's threshold fails with TimestampTooOld. It is
-// replicated, so every replica removes the same versions.
+// timestamp; a lower one leaves it as it is) and removes, from user key
+// from on, the versions that no read at or above the shard's threshold can
+// see. A read below the shard's threshold fails with TimestampTooOld. It
+// is replicated, so every replica removes the same versions at the same
+// log index.
+//
+// One request does bounded work: it examines at most about max_versions
+// versions and answers where to resume; a shard is collected by a chain of
+// requests, each starting at the previous one's resume_key. The bound is in
+// the request, not a default of the binary, so that replicas running
+// different binaries stop at the same key.
 type GCRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Threshold     uint64                 `protobuf:"varint,1,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Threshold uint64                 `protobuf:"varint,1,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	// from is the user key to start at; empty: the shard's first key. The
+	// part of [from, end of shard) in the shard's range is collected.
+	From []byte `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	// max_versions bounds the versions one request examines, > 0. The
+	// versions of one user key are never split between requests, so a key
+	// with more versions is examined whole.
+	MaxVersions   uint64 `protobuf:"varint,3,opt,name=max_versions,json=maxVersions,proto3" json:"max_versions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1346,11 +1361,30 @@ func (x *GCRequest) GetThreshold() uint64 {
 	return 0
 }
 
+func (x *GCRequest) GetFrom() []byte {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *GCRequest) GetMaxVersions() uint64 {
+	if x != nil {
+		return x.MaxVersions
+	}
+	return 0
+}
+
 type GCResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// threshold is the shard's threshold after the request; it never goes
 	// down, so it may be above the one asked for.
-	Threshold     uint64 `protobuf:"varint,1,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	Threshold uint64 `protobuf:"varint,1,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	// removed is how many versions the request removed.
+	Removed uint64 `protobuf:"varint,2,opt,name=removed,proto3" json:"removed,omitempty"`
+	// resume_key is the user key the next request of the chain starts at
+	// (its from); empty when the request reached the end of the shard.
+	ResumeKey     []byte `protobuf:"bytes,3,opt,name=resume_key,json=resumeKey,proto3" json:"resume_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1390,6 +1424,20 @@ func (x *GCResponse) GetThreshold() uint64 {
 		return x.Threshold
 	}
 	return 0
+}
+
+func (x *GCResponse) GetRemoved() uint64 {
+	if x != nil {
+		return x.Removed
+	}
+	return 0
+}
+
+func (x *GCResponse) GetResumeKey() []byte {
+	if x != nil {
+		return x.ResumeKey
+	}
+	return nil
 }
 
 // TSOLimitRequest raises the timestamp oracle's persisted high-water mark,
@@ -3418,12 +3466,17 @@ const file_kvpb_proto_rawDesc = "" +
 	"\x03end\x18\x02 \x01(\fH\x00R\x03end\x88\x01\x01B\x06\n" +
 	"\x04_end\";\n" +
 	"\x12SystemScanResponse\x12%\n" +
-	"\x03kvs\x18\x01 \x03(\v2\x13.strata.v1.KeyValueR\x03kvs\")\n" +
+	"\x03kvs\x18\x01 \x03(\v2\x13.strata.v1.KeyValueR\x03kvs\"`\n" +
 	"\tGCRequest\x12\x1c\n" +
-	"\tthreshold\x18\x01 \x01(\x04R\tthreshold\"*\n" +
+	"\tthreshold\x18\x01 \x01(\x04R\tthreshold\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\fR\x04from\x12!\n" +
+	"\fmax_versions\x18\x03 \x01(\x04R\vmaxVersions\"c\n" +
 	"\n" +
 	"GCResponse\x12\x1c\n" +
-	"\tthreshold\x18\x01 \x01(\x04R\tthreshold\"'\n" +
+	"\tthreshold\x18\x01 \x01(\x04R\tthreshold\x12\x18\n" +
+	"\aremoved\x18\x02 \x01(\x04R\aremoved\x12\x1d\n" +
+	"\n" +
+	"resume_key\x18\x03 \x01(\fR\tresumeKey\"'\n" +
 	"\x0fTSOLimitRequest\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\x04R\x05limit\"(\n" +
 	"\x10TSOLimitResponse\x12\x14\n" +

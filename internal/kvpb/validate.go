@@ -109,6 +109,9 @@ func validateRequest(m Method, r *RequestUnion) error {
 		if v.Gc.GetThreshold() == 0 {
 			return errors.New("threshold 0")
 		}
+		if v.Gc.GetMaxVersions() == 0 {
+			return errors.New("max_versions 0")
+		}
 	case *RequestUnion_TsoLimit:
 		if v.TsoLimit.GetLimit() == 0 {
 			return errors.New("limit 0")

@@ -32,7 +32,7 @@ func batch(reqs ...*RequestUnion) *BatchRequest {
 
 func TestValidate(t *testing.T) {
 	transfer := &RequestUnion{Value: &RequestUnion_TransferLeader{TransferLeader: &TransferLeaderRequest{NodeId: 2}}}
-	gc := &RequestUnion{Value: &RequestUnion_Gc{Gc: &GCRequest{Threshold: 5}}}
+	gc := &RequestUnion{Value: &RequestUnion_Gc{Gc: &GCRequest{Threshold: 5, MaxVersions: 10}}}
 	many := make([]*RequestUnion, MaxBatchRequests+1)
 	for i := range many {
 		many[i] = putReq("k", "")
@@ -75,7 +75,8 @@ func TestValidate(t *testing.T) {
 		{"gc with another", batch(gc, putReq("a", "")), ErrBadBatch, "must be alone"},
 		{"two admin", batch(transfer, transfer), ErrBadBatch, "must be alone"},
 		{"system mixed", batch(sysPutReq("s"), putReq("a", "")), ErrBadBatch, "1 system requests mixed with 1 others"},
-		{"gc threshold 0", batch(&RequestUnion{Value: &RequestUnion_Gc{Gc: &GCRequest{}}}), ErrBadBatch, "threshold 0"},
+		{"gc threshold 0", batch(&RequestUnion{Value: &RequestUnion_Gc{Gc: &GCRequest{MaxVersions: 1}}}), ErrBadBatch, "threshold 0"},
+		{"gc max_versions 0", batch(&RequestUnion{Value: &RequestUnion_Gc{Gc: &GCRequest{Threshold: 1}}}), ErrBadBatch, "max_versions 0"},
 		{"tso limit 0", batch(&RequestUnion{Value: &RequestUnion_TsoLimit{TsoLimit: &TSOLimitRequest{}}}), ErrBadBatch, "limit 0"},
 		{"no timestamps", batch(&RequestUnion{Value: &RequestUnion_GetTimestamp{GetTimestamp: &GetTimestampRequest{}}}), ErrBadBatch, "count 0"},
 		{"too many timestamps", batch(&RequestUnion{Value: &RequestUnion_GetTimestamp{

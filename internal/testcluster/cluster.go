@@ -110,9 +110,6 @@ func (c *Cluster) startAll() {
 	if c.opts.TickInterval == 0 {
 		c.opts.TickInterval = 10 * time.Millisecond
 	}
-	if c.opts.GCInterval == 0 {
-		c.opts.GCInterval = -1 // replicas GC independently; keep checksums comparable
-	}
 	for id := range c.addrs {
 		c.Restart(id)
 	}
