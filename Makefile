@@ -51,8 +51,9 @@ fmt:
 ## linearizability: many seeds of the randomized fault tests (SEEDS=200; STRATA_SEED=n reruns one)
 SEEDS ?= 20
 linearizability:
-	@bash -o pipefail -c "STRATA_SEEDS=$(SEEDS) $(GO) test -race -count=1 -timeout 0 -run 'TestRandomizedClusters' -v ./linearizability/ 2>&1 \
-	  | grep -E '^ *(=== RUN|--- |PASS|FAIL|ok|panic)|_test\.go:[0-9]+:|DATA RACE'"
+	@log=$${TMPDIR:-/tmp}/strata-linearizability.log; echo "full output: $$log"; \
+	bash -o pipefail -c "STRATA_SEEDS=$(SEEDS) $(GO) test -race -count=1 -timeout 0 -run 'TestRandomizedClusters' -v ./linearizability/ 2>&1 \
+	  | tee $$log | grep -E '^ *(=== RUN|--- |PASS|FAIL|ok|panic)|_test\.go:[0-9]+:|DATA RACE'"
 
 ## bench-go: the Go benchmarks (Put/Get on 1 and 3 nodes, group commit)
 bench-go:
