@@ -6,7 +6,7 @@ STATICCHECK_VERSION ?= v0.8.2
 TEST_TIMEOUT ?= 14m
 BENCHTIME ?= 2s
 
-.PHONY: all build run cluster cluster-stop test test-stress lint fmt bench bench-go linearizability proto proto-check clean
+.PHONY: all build run cluster cluster-stop test test-stress lint fmt bench bench-go scan-probe linearizability proto proto-check clean
 
 all: build
 
@@ -54,6 +54,11 @@ linearizability:
 	@log=$${TMPDIR:-/tmp}/strata-linearizability.log; echo "full output: $$log"; \
 	bash -o pipefail -c "STRATA_SEEDS=$(SEEDS) $(GO) test -race -count=1 -timeout 0 -run 'TestRandomizedClusters' -v ./linearizability/ 2>&1 \
 	  | tee $$log | grep -E '^ *(=== RUN|--- |PASS|FAIL|ok|panic)|_test\.go:[0-9]+:|DATA RACE'"
+
+## scan-probe: large scans on a 3-node kvnode cluster (bench/scanprobe): 200k × 1 KiB, 8 concurrent unlimited scans via each node, stalled readers; peak RSS per node (a few minutes; SCAN_PROBE_ARGS adds flags, e.g. --mode unary)
+scan-probe:
+	$(GO) build -o bin/kvnode ./cmd/kvnode
+	$(GO) run ./bench/scanprobe --kvnode bin/kvnode $(SCAN_PROBE_ARGS)
 
 ## bench-go: the Go benchmarks (Put/Get on 1 and 3 nodes, group commit)
 bench-go:

@@ -466,7 +466,8 @@ type ScanResponse struct {
 	Timestamp uint64 `protobuf:"varint,2,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
 	// resume_key, when set, says the answer stopped at a size bound (a few
 	// MiB) before the range or limit was done: ask again from resume_key, at
-	// timestamp, for the rest of the same consistent read.
+	// timestamp, for the rest of the same consistent read. In a ScanStream
+	// it is set on every message but the last.
 	ResumeKey     []byte `protobuf:"bytes,3,opt,name=resume_key,json=resumeKey,proto3" json:"resume_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1806,12 +1807,14 @@ const file_strata_proto_rawDesc = "" +
 	"\x12RemoveNodeResponse*E\n" +
 	"\tReadLevel\x12\x1b\n" +
 	"\x17READ_LEVEL_LINEARIZABLE\x10\x00\x12\x1b\n" +
-	"\x17READ_LEVEL_SERIALIZABLE\x10\x012\xfb\x02\n" +
+	"\x17READ_LEVEL_SERIALIZABLE\x10\x012\xbc\x03\n" +
 	"\x02KV\x124\n" +
 	"\x03Get\x12\x15.strata.v1.GetRequest\x1a\x16.strata.v1.GetResponse\x124\n" +
 	"\x03Put\x12\x15.strata.v1.PutRequest\x1a\x16.strata.v1.PutResponse\x12=\n" +
 	"\x06Delete\x12\x18.strata.v1.DeleteRequest\x1a\x19.strata.v1.DeleteResponse\x127\n" +
-	"\x04Scan\x12\x16.strata.v1.ScanRequest\x1a\x17.strata.v1.ScanResponse\x12U\n" +
+	"\x04Scan\x12\x16.strata.v1.ScanRequest\x1a\x17.strata.v1.ScanResponse\x12?\n" +
+	"\n" +
+	"ScanStream\x12\x16.strata.v1.ScanRequest\x1a\x17.strata.v1.ScanResponse0\x01\x12U\n" +
 	"\x0eCompareAndSwap\x12 .strata.v1.CompareAndSwapRequest\x1a!.strata.v1.CompareAndSwapResponse\x12:\n" +
 	"\x05Batch\x12\x17.strata.v1.BatchRequest\x1a\x18.strata.v1.BatchResponse2\x81\x04\n" +
 	"\aCluster\x12=\n" +
@@ -1884,30 +1887,32 @@ var file_strata_proto_depIdxs = []int32{
 	3,  // 7: strata.v1.KV.Put:input_type -> strata.v1.PutRequest
 	5,  // 8: strata.v1.KV.Delete:input_type -> strata.v1.DeleteRequest
 	7,  // 9: strata.v1.KV.Scan:input_type -> strata.v1.ScanRequest
-	10, // 10: strata.v1.KV.CompareAndSwap:input_type -> strata.v1.CompareAndSwapRequest
-	13, // 11: strata.v1.KV.Batch:input_type -> strata.v1.BatchRequest
-	17, // 12: strata.v1.Cluster.Status:input_type -> strata.v1.StatusRequest
-	21, // 13: strata.v1.Cluster.Members:input_type -> strata.v1.MembersRequest
-	24, // 14: strata.v1.Cluster.AddReplica:input_type -> strata.v1.AddReplicaRequest
-	26, // 15: strata.v1.Cluster.RemoveReplica:input_type -> strata.v1.RemoveReplicaRequest
-	28, // 16: strata.v1.Cluster.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
-	30, // 17: strata.v1.Cluster.RemoveNode:input_type -> strata.v1.RemoveNodeRequest
-	15, // 18: strata.v1.Cluster.Now:input_type -> strata.v1.NowRequest
-	2,  // 19: strata.v1.KV.Get:output_type -> strata.v1.GetResponse
-	4,  // 20: strata.v1.KV.Put:output_type -> strata.v1.PutResponse
-	6,  // 21: strata.v1.KV.Delete:output_type -> strata.v1.DeleteResponse
-	8,  // 22: strata.v1.KV.Scan:output_type -> strata.v1.ScanResponse
-	11, // 23: strata.v1.KV.CompareAndSwap:output_type -> strata.v1.CompareAndSwapResponse
-	14, // 24: strata.v1.KV.Batch:output_type -> strata.v1.BatchResponse
-	18, // 25: strata.v1.Cluster.Status:output_type -> strata.v1.StatusResponse
-	22, // 26: strata.v1.Cluster.Members:output_type -> strata.v1.MembersResponse
-	25, // 27: strata.v1.Cluster.AddReplica:output_type -> strata.v1.AddReplicaResponse
-	27, // 28: strata.v1.Cluster.RemoveReplica:output_type -> strata.v1.RemoveReplicaResponse
-	29, // 29: strata.v1.Cluster.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
-	31, // 30: strata.v1.Cluster.RemoveNode:output_type -> strata.v1.RemoveNodeResponse
-	16, // 31: strata.v1.Cluster.Now:output_type -> strata.v1.NowResponse
-	19, // [19:32] is the sub-list for method output_type
-	6,  // [6:19] is the sub-list for method input_type
+	7,  // 10: strata.v1.KV.ScanStream:input_type -> strata.v1.ScanRequest
+	10, // 11: strata.v1.KV.CompareAndSwap:input_type -> strata.v1.CompareAndSwapRequest
+	13, // 12: strata.v1.KV.Batch:input_type -> strata.v1.BatchRequest
+	17, // 13: strata.v1.Cluster.Status:input_type -> strata.v1.StatusRequest
+	21, // 14: strata.v1.Cluster.Members:input_type -> strata.v1.MembersRequest
+	24, // 15: strata.v1.Cluster.AddReplica:input_type -> strata.v1.AddReplicaRequest
+	26, // 16: strata.v1.Cluster.RemoveReplica:input_type -> strata.v1.RemoveReplicaRequest
+	28, // 17: strata.v1.Cluster.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
+	30, // 18: strata.v1.Cluster.RemoveNode:input_type -> strata.v1.RemoveNodeRequest
+	15, // 19: strata.v1.Cluster.Now:input_type -> strata.v1.NowRequest
+	2,  // 20: strata.v1.KV.Get:output_type -> strata.v1.GetResponse
+	4,  // 21: strata.v1.KV.Put:output_type -> strata.v1.PutResponse
+	6,  // 22: strata.v1.KV.Delete:output_type -> strata.v1.DeleteResponse
+	8,  // 23: strata.v1.KV.Scan:output_type -> strata.v1.ScanResponse
+	8,  // 24: strata.v1.KV.ScanStream:output_type -> strata.v1.ScanResponse
+	11, // 25: strata.v1.KV.CompareAndSwap:output_type -> strata.v1.CompareAndSwapResponse
+	14, // 26: strata.v1.KV.Batch:output_type -> strata.v1.BatchResponse
+	18, // 27: strata.v1.Cluster.Status:output_type -> strata.v1.StatusResponse
+	22, // 28: strata.v1.Cluster.Members:output_type -> strata.v1.MembersResponse
+	25, // 29: strata.v1.Cluster.AddReplica:output_type -> strata.v1.AddReplicaResponse
+	27, // 30: strata.v1.Cluster.RemoveReplica:output_type -> strata.v1.RemoveReplicaResponse
+	29, // 31: strata.v1.Cluster.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
+	31, // 32: strata.v1.Cluster.RemoveNode:output_type -> strata.v1.RemoveNodeResponse
+	16, // 33: strata.v1.Cluster.Now:output_type -> strata.v1.NowResponse
+	20, // [20:34] is the sub-list for method output_type
+	6,  // [6:20] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name

@@ -42,6 +42,7 @@ const (
 	KV_Put_FullMethodName            = "/strata.v1.KV/Put"
 	KV_Delete_FullMethodName         = "/strata.v1.KV/Delete"
 	KV_Scan_FullMethodName           = "/strata.v1.KV/Scan"
+	KV_ScanStream_FullMethodName     = "/strata.v1.KV/ScanStream"
 	KV_CompareAndSwap_FullMethodName = "/strata.v1.KV/CompareAndSwap"
 	KV_Batch_FullMethodName          = "/strata.v1.KV/Batch"
 )
@@ -63,6 +64,16 @@ type KVClient interface {
 	// Scan returns the keys in [start, end) in key order. Each shard's part is
 	// read linearizably; a scan spanning shards is not atomic.
 	Scan(ctx context.Context, in *ScanRequest, opts ...grpc.CallOption) (*ScanResponse, error)
+	// ScanStream is Scan answered as a stream: the whole range (or up to the
+	// limit), every shard read at one timestamp, in messages of bounded size
+	// (about 1 MiB of keys and values each), in key order. Each message
+	// carries the timestamp and, unless it is the last, the resume_key where
+	// the rest starts, so a broken stream can be resumed with a Scan or
+	// ScanStream from resume_key at timestamp. The node reads ahead at most a
+	// message or two: a slow reader slows the scan rather than filling the
+	// node's memory, and a reader that takes no message for the node's send
+	// timeout (30s by default) gets DEADLINE_EXCEEDED.
+	ScanStream(ctx context.Context, in *ScanRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ScanResponse], error)
 	// CompareAndSwap sets a key to new if its value equals old, and reports
 	// whether it did.
 	CompareAndSwap(ctx context.Context, in *CompareAndSwapRequest, opts ...grpc.CallOption) (*CompareAndSwapResponse, error)
@@ -119,6 +130,25 @@ func (c *kVClient) Scan(ctx context.Context, in *ScanRequest, opts ...grpc.CallO
 	return out, nil
 }
 
+func (c *kVClient) ScanStream(ctx context.Context, in *ScanRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ScanResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[0], KV_ScanStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ScanRequest, ScanResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KV_ScanStreamClient = grpc.ServerStreamingClient[ScanResponse]
+
 func (c *kVClient) CompareAndSwap(ctx context.Context, in *CompareAndSwapRequest, opts ...grpc.CallOption) (*CompareAndSwapResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CompareAndSwapResponse)
@@ -156,6 +186,16 @@ type KVServer interface {
 	// Scan returns the keys in [start, end) in key order. Each shard's part is
 	// read linearizably; a scan spanning shards is not atomic.
 	Scan(context.Context, *ScanRequest) (*ScanResponse, error)
+	// ScanStream is Scan answered as a stream: the whole range (or up to the
+	// limit), every shard read at one timestamp, in messages of bounded size
+	// (about 1 MiB of keys and values each), in key order. Each message
+	// carries the timestamp and, unless it is the last, the resume_key where
+	// the rest starts, so a broken stream can be resumed with a Scan or
+	// ScanStream from resume_key at timestamp. The node reads ahead at most a
+	// message or two: a slow reader slows the scan rather than filling the
+	// node's memory, and a reader that takes no message for the node's send
+	// timeout (30s by default) gets DEADLINE_EXCEEDED.
+	ScanStream(*ScanRequest, grpc.ServerStreamingServer[ScanResponse]) error
 	// CompareAndSwap sets a key to new if its value equals old, and reports
 	// whether it did.
 	CompareAndSwap(context.Context, *CompareAndSwapRequest) (*CompareAndSwapResponse, error)
@@ -183,6 +223,9 @@ func (UnimplementedKVServer) Delete(context.Context, *DeleteRequest) (*DeleteRes
 }
 func (UnimplementedKVServer) Scan(context.Context, *ScanRequest) (*ScanResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Scan not implemented")
+}
+func (UnimplementedKVServer) ScanStream(*ScanRequest, grpc.ServerStreamingServer[ScanResponse]) error {
+	return status.Error(codes.Unimplemented, "method ScanStream not implemented")
 }
 func (UnimplementedKVServer) CompareAndSwap(context.Context, *CompareAndSwapRequest) (*CompareAndSwapResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CompareAndSwap not implemented")
@@ -283,6 +326,17 @@ func _KV_Scan_Handler(srv interface{}, ctx context.Context, dec func(interface{}
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KV_ScanStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ScanRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(KVServer).ScanStream(m, &grpc.GenericServerStream[ScanRequest, ScanResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KV_ScanStreamServer = grpc.ServerStreamingServer[ScanResponse]
+
 func _KV_CompareAndSwap_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CompareAndSwapRequest)
 	if err := dec(in); err != nil {
@@ -351,7 +405,13 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _KV_Batch_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ScanStream",
+			Handler:       _KV_ScanStream_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "strata.proto",
 }
 

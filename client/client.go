@@ -269,12 +269,20 @@ type callOpts struct {
 	// write: the call changes data and is not safely repeated, so it is
 	// retried only when it certainly had no effect.
 	write bool
+	// stream: the call reads a stream as long as it lasts, so
+	// RequestTimeout bounds each message rather than the whole call.
+	stream bool
 }
 
 // invoke runs call with routing and retries. call makes one RPC on the
 // connection given.
 func (c *Client) invoke(ctx context.Context, o callOpts, call func(context.Context, *grpc.ClientConn) error) error {
-	ctx, cancel := c.withTimeout(ctx)
+	var cancel context.CancelFunc
+	if o.stream {
+		ctx, cancel = context.WithCancel(ctx)
+	} else {
+		ctx, cancel = c.withTimeout(ctx)
+	}
 	defer cancel()
 	if o.routed {
 		c.maybeRefresh(ctx)

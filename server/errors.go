@@ -38,6 +38,9 @@ const (
 	// (InvalidArgument).
 	ReasonFutureTimestamp = "FUTURE_TIMESTAMP"
 	ReasonBadRequest      = "BAD_REQUEST"
+	// ReasonSendTimeout: the client took no message of a stream within the
+	// node's send timeout (DeadlineExceeded); the node ended the stream.
+	ReasonSendTimeout = "SEND_TIMEOUT"
 )
 
 // errBadRequest marks a request malformed at the wire level (not one of the
@@ -84,6 +87,8 @@ func statusOf(err error, clientAddr func(uint64) string) error {
 		return withInfo(codes.Unavailable, err, ReasonNotLeader, md)
 	case errors.Is(err, strata.ErrClosed), errors.Is(err, strata.ErrStopped):
 		return withInfo(codes.Unavailable, err, ReasonNodeUnavailable, nil)
+	case errors.Is(err, errSendTimeout):
+		return withInfo(codes.DeadlineExceeded, err, ReasonSendTimeout, nil)
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	case errors.Is(err, context.Canceled):

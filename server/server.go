@@ -12,6 +12,7 @@ import (
 	"github.com/strata-kv/strata/shard"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 )
 
@@ -28,7 +29,15 @@ type Config struct {
 	// strata_client_requests_total{method,code} and
 	// strata_client_request_seconds{method}. Default: nil, no metrics.
 	Registry prometheus.Registerer
+	// SendTimeout bounds how long a ScanStream waits for the client to
+	// take one message (gRPC flow control blocks a send while the client
+	// does not read); after it the stream ends with DeadlineExceeded and
+	// frees what it held. Default: DefaultSendTimeout.
+	SendTimeout time.Duration
 }
+
+// DefaultSendTimeout is Config.SendTimeout's default.
+const DefaultSendTimeout = 30 * time.Second
 
 // Admin is what the Cluster service needs beyond the DB: membership and
 // changes of placement. Implementations return errors of package strata (or
@@ -52,11 +61,13 @@ type Admin interface {
 // Server implements api.KVServer and api.ClusterServer over one DB. It is
 // safe for concurrent use.
 type Server struct {
-	db    *strata.DB
-	admin Admin
+	db          *strata.DB
+	admin       Admin
+	sendTimeout time.Duration
 
 	requests *prometheus.CounterVec   // nil without a Registry
 	latency  *prometheus.HistogramVec // nil without a Registry
+	streams  prometheus.Gauge         // nil without a Registry
 
 	kv      kvService
 	cluster clusterService
@@ -72,7 +83,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DB == nil {
 		return nil, errors.New("server: Config.DB is required")
 	}
-	s := &Server{db: cfg.DB, admin: cfg.Admin}
+	if cfg.SendTimeout < 0 {
+		return nil, fmt.Errorf("server: Config.SendTimeout %v is negative", cfg.SendTimeout)
+	}
+	if cfg.SendTimeout == 0 {
+		cfg.SendTimeout = DefaultSendTimeout
+	}
+	s := &Server{db: cfg.DB, admin: cfg.Admin, sendTimeout: cfg.SendTimeout}
 	if cfg.Registry != nil {
 		requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_client_requests_total",
@@ -88,6 +105,13 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		if s.latency, err = register(cfg.Registry, latency); err != nil {
+			return nil, err
+		}
+		streams := prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_client_scan_streams",
+			Help: "ScanStream calls in flight, counted until their last send has returned.",
+		})
+		if s.streams, err = register(cfg.Registry, streams); err != nil {
 			return nil, err
 		}
 	}
@@ -111,6 +135,30 @@ func register[C prometheus.Collector](r prometheus.Registerer, c C) (C, error) {
 		return zero, fmt.Errorf("server: registering metrics: %w", err)
 	}
 	return c, nil
+}
+
+// Keepalive settings of ServerOptions.
+const (
+	// keepaliveTime is how long a connection may go without reads before
+	// the node pings the client; keepaliveTimeout is how long it then
+	// waits for the ping's answer before it closes the connection. A
+	// client that is gone or stopped (SIGSTOP, a cut network) answers
+	// nothing, and the close frees whatever its calls still held.
+	keepaliveTime    = 30 * time.Second
+	keepaliveTimeout = 10 * time.Second
+	// minClientPing is the shortest interval between pings a client may
+	// send (clients that keep their connections alive with pings).
+	minClientPing = 10 * time.Second
+)
+
+// ServerOptions returns the gRPC server options a node's client API
+// should be served with: keepalive pings that close connections to
+// clients that stopped answering.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minClientPing, PermitWithoutStream: true}),
+	}
 }
 
 // Register registers the KV and Cluster services on g.
@@ -199,15 +247,7 @@ const MaxScanResponseBytes = 4 << 20
 
 func (k kvService) Scan(ctx context.Context, req *api.ScanRequest) (*api.ScanResponse, error) {
 	start := time.Now()
-	var (
-		snap *strata.Snapshot
-		err  error
-	)
-	if ts := req.GetTimestamp(); ts != 0 {
-		snap, err = k.s.db.SnapshotAt(ctx, strata.Timestamp(ts))
-	} else {
-		snap, err = k.s.db.Snapshot(ctx)
-	}
+	snap, err := k.s.snapshot(ctx, req.GetTimestamp())
 	if err != nil {
 		return nil, k.s.finish("Scan", start, err)
 	}
@@ -217,11 +257,16 @@ func (k kvService) Scan(ctx context.Context, req *api.ScanRequest) (*api.ScanRes
 	if err != nil {
 		return nil, k.s.finish("Scan", start, err)
 	}
-	resp := &api.ScanResponse{Kvs: make([]*api.KeyValue, len(kvs)), Timestamp: uint64(snap.Timestamp()), ResumeKey: resume}
-	for i, kv := range kvs {
-		resp.Kvs[i] = &api.KeyValue{Key: kv.Key, Value: kv.Value}
+	return scanResponse(kvs, snap.Timestamp(), resume), k.s.finish("Scan", start, nil)
+}
+
+// snapshot returns a snapshot at ts, or at a timestamp taken now if ts is
+// 0 (a scan request's timestamp).
+func (s *Server) snapshot(ctx context.Context, ts uint64) (*strata.Snapshot, error) {
+	if ts != 0 {
+		return s.db.SnapshotAt(ctx, strata.Timestamp(ts))
 	}
-	return resp, k.s.finish("Scan", start, nil)
+	return s.db.Snapshot(ctx)
 }
 
 func (k kvService) CompareAndSwap(ctx context.Context, req *api.CompareAndSwapRequest) (*api.CompareAndSwapResponse, error) {

@@ -74,6 +74,19 @@ func (g *globals) resolveEndpoints(cmd *cobra.Command) (eps []string, from strin
 // call runs f with a client of the endpoints and a context bounded by
 // --timeout, and turns f's error into a message about op (e.g. `put "k"`).
 func (g *globals) call(cmd *cobra.Command, op string, f func(context.Context, *client.Client) error) error {
+	return g.callWith(cmd, op, false, func(ctx context.Context, c *client.Client, _ func()) error { return f(ctx, c) })
+}
+
+// callStream is call for a command that reads a stream as long as it
+// lasts: --timeout bounds the wait for the stream's first pair (f calls
+// started when it has one) and then each message, not the whole command;
+// a broken stream is resumed a bounded number of times
+// (client.DefaultMaxRetries).
+func (g *globals) callStream(cmd *cobra.Command, op string, f func(ctx context.Context, c *client.Client, started func()) error) error {
+	return g.callWith(cmd, op, true, f)
+}
+
+func (g *globals) callWith(cmd *cobra.Command, op string, stream bool, f func(context.Context, *client.Client, func()) error) error {
 	eps, from, err := g.resolveEndpoints(cmd)
 	if err != nil {
 		return err
@@ -84,19 +97,30 @@ func (g *globals) call(cmd *cobra.Command, op string, f func(context.Context, *c
 	if g.dialTimeout <= 0 {
 		return usagef("--dial-timeout must be positive, got %v", g.dialTimeout)
 	}
+	retries := unlimitedRetries
+	if stream {
+		retries = client.DefaultMaxRetries
+	}
 	c, err := client.New(client.Config{
 		Endpoints:      eps,
 		DialTimeout:    g.dialTimeout,
 		RequestTimeout: g.timeout,
-		MaxRetries:     unlimitedRetries,
+		MaxRetries:     retries,
 	})
 	if err != nil {
 		return usagef("%s: %w", from, err)
 	}
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+	started := func() {}
+	if stream {
+		ctx, cancel = context.WithCancel(cmd.Context())
+		t := time.AfterFunc(g.timeout, cancel)
+		defer t.Stop()
+		started = func() { t.Stop() }
+	}
 	defer cancel()
-	if err := f(ctx, c); err != nil {
+	if err := f(ctx, c, started); err != nil {
 		return g.explain(op, eps, err)
 	}
 	return nil

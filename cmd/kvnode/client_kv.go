@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -222,7 +224,13 @@ or "value_base64": true.
 
 At most --limit pairs are printed (0: no limit). The scan is one
 consistent snapshot: every shard is read at one timestamp, taken when it
-begins, or the past timestamp --at gives (as for kvnode get --at).`,
+begins, or the past timestamp --at gives (as for kvnode get --at).
+
+Pairs are printed as they arrive (the node streams about 1 MiB at a time),
+so a scan of any size runs in little memory. --timeout bounds the wait for
+the first pair and then for each part of the stream, not the whole scan;
+if the scan fails midway, the lines printed so far stand and the command
+fails.`,
 		Example: `  kvnode scan user/
   kvnode scan user/ --keys-only
   kvnode scan --from a --to m --limit 10
@@ -258,30 +266,27 @@ begins, or the past timestamp --at gives (as for kvnode get --at).`,
 			if len(args) == 1 {
 				start, end = argBytes(args[0]), prefixEnd([]byte(args[0]))
 			}
-			var kvs []client.KV
-			err := g.call(cmd, "scan", func(ctx context.Context, c *client.Client) error {
+			// Pairs are printed as they come: a scan of any size holds a
+			// message of about 1 MiB at a time. If it fails midway, what
+			// was printed stands and the command fails.
+			out := newKVPrinter(cmd.OutOrStdout(), o)
+			err := g.callStream(cmd, "scan", func(ctx context.Context, c *client.Client, started func()) error {
 				ts, _ := parseAt(o.at)
-				if !o.keysOnly || ts != 0 {
-					var err error
-					kvs, _, err = c.ScanAt(ctx, start, end, o.limit, ts)
-					if o.keysOnly {
-						for i := range kvs {
-							kvs[i].Value = nil
-						}
+				for kv, err := range c.All(ctx, start, end, client.ScanOptions{Limit: o.limit, KeysOnly: o.keysOnly, Timestamp: ts}) {
+					if err != nil {
+						return err
 					}
-					return err
+					started()
+					if err := out.print(kv); err != nil {
+						return err
+					}
 				}
-				keys, err := c.ScanKeys(ctx, start, end, o.limit)
-				kvs = make([]client.KV, len(keys))
-				for i, k := range keys {
-					kvs[i].Key = k
-				}
-				return err
+				return nil
 			})
-			if err != nil {
-				return err
+			if ferr := out.finish(err == nil); err == nil {
+				err = ferr
 			}
-			return printKVs(cmd.OutOrStdout(), kvs, o)
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -294,29 +299,63 @@ begins, or the past timestamp --at gives (as for kvnode get --at).`,
 	return cmd
 }
 
-func printKVs(w io.Writer, kvs []client.KV, o scanOpts) error {
-	if o.json {
-		out := make([]jsonKV, len(kvs))
-		for i, kv := range kvs {
-			out[i].Key, out[i].KeyBase64 = jsonText(kv.Key)
-			if !o.keysOnly {
-				var v string
-				v, out[i].ValueBase64 = jsonText(kv.Value)
-				out[i].Value = &v
-			}
+// kvPrinter prints scan's pairs one by one, as lines or as one JSON array.
+type kvPrinter struct {
+	w    *bufio.Writer
+	o    scanOpts
+	n    int // pairs printed
+	buf  bytes.Buffer
+	json *json.Encoder // into buf
+}
+
+func newKVPrinter(w io.Writer, o scanOpts) *kvPrinter {
+	p := &kvPrinter{w: bufio.NewWriter(w), o: o}
+	p.json = json.NewEncoder(&p.buf)
+	p.json.SetEscapeHTML(false)
+	p.json.SetIndent("  ", "  ") // as writeJSON indents an array's items
+	return p
+}
+
+func (p *kvPrinter) print(kv client.KV) error {
+	defer func() { p.n++ }()
+	if !p.o.json {
+		p.w.Write(kv.Key)
+		if !p.o.keysOnly {
+			p.w.WriteByte('\t')
+			p.w.Write(kv.Value)
 		}
-		return writeJSON(w, out)
+		return p.w.WriteByte('\n')
 	}
-	bw := bufio.NewWriter(w)
-	for _, kv := range kvs {
-		bw.Write(kv.Key)
-		if !o.keysOnly {
-			bw.WriteByte('\t')
-			bw.Write(kv.Value)
+	var item jsonKV
+	item.Key, item.KeyBase64 = jsonText(kv.Key)
+	if !p.o.keysOnly {
+		var v string
+		v, item.ValueBase64 = jsonText(kv.Value)
+		item.Value = &v
+	}
+	p.buf.Reset()
+	if err := p.json.Encode(item); err != nil {
+		return err
+	}
+	if p.n == 0 {
+		p.w.WriteString("[\n  ")
+	} else {
+		p.w.WriteString(",\n  ")
+	}
+	_, err := p.w.Write(bytes.TrimSuffix(p.buf.Bytes(), []byte("\n")))
+	return err
+}
+
+// finish ends the output: a JSON array is closed if complete.
+func (p *kvPrinter) finish(complete bool) error {
+	if p.o.json && complete {
+		if p.n == 0 {
+			p.w.WriteString("[]\n")
+		} else {
+			p.w.WriteString("\n]\n")
 		}
-		bw.WriteByte('\n')
 	}
-	return bw.Flush()
+	return p.w.Flush()
 }
 
 // prefixEnd returns the first key after every key starting with p, or nil

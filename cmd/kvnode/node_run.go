@@ -201,19 +201,19 @@ func (n *node) run(ctx context.Context, stdout io.Writer) error {
 	}
 
 	n.admin = &admin{db: n.db, ml: n.ml}
-	srv, err := server.New(server.Config{DB: n.db, Admin: n.admin, Registry: reg})
+	srv, err := server.New(server.Config{DB: n.db, Admin: n.admin, Registry: reg, SendTimeout: n.cfg.SendTimeout})
 	if err != nil {
 		return err
 	}
 	// Room for the largest batch (strata.MaxBatchSize) and its framing.
-	n.grpc = grpc.NewServer(
+	n.grpc = grpc.NewServer(append(server.ServerOptions(),
 		grpc.MaxRecvMsgSize(strata.MaxBatchSize+1<<20),
 		// Calls run on long-lived workers rather than a new goroutine
 		// each, which saves growing a fresh stack per call: in the
 		// 100-client put benchmark, about 9% more puts per second. A
 		// call that finds every worker busy gets its own goroutine.
 		grpc.NumStreamWorkers(clientStreamWorkers),
-	)
+	)...)
 	srv.Register(n.grpc)
 	n.http = &http.Server{Handler: n.httpHandler(reg), ReadHeaderTimeout: 5 * time.Second}
 

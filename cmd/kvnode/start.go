@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/server"
 	"gopkg.in/yaml.v3"
 )
 
@@ -40,6 +41,9 @@ type startConfig struct {
 	ReplicaGrace time.Duration
 	// Pprof serves Go's profiler under /debug/pprof/ on HTTPAddr.
 	Pprof bool
+	// SendTimeout is how long a streamed answer (ScanStream) waits for
+	// its client to take a message (server.Config.SendTimeout).
+	SendTimeout time.Duration
 }
 
 // startFlags are the raw flag values of `kvnode start`.
@@ -54,6 +58,7 @@ type startFlags struct {
 	shards, replicationFactor int
 	replicaGrace              time.Duration
 	pprof                     bool
+	sendTimeout               time.Duration
 }
 
 // startKeys are the flags a config file may set: every flag of start but
@@ -61,7 +66,7 @@ type startFlags struct {
 var startKeys = []string{
 	"id", "data-dir", "client-addr", "peer-addr", "gossip-addr", "http-addr",
 	"initial-cluster", "initial-gossip", "join", "shards", "replication-factor",
-	"replica-grace", "pprof",
+	"replica-grace", "pprof", "send-timeout",
 }
 
 func newStartCmd() *cobra.Command {
@@ -126,6 +131,7 @@ func (f *startFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.shards, "shards", 4, "user shards of a new cluster")
 	fs.IntVar(&f.replicationFactor, "replication-factor", 3, "replicas per shard; a shard below it gets replicas on live members")
 	fs.DurationVar(&f.replicaGrace, "replica-grace", 30*time.Second, "how long a shard stays below --replication-factor before a replica is added")
+	fs.DurationVar(&f.sendTimeout, "send-timeout", server.DefaultSendTimeout, "how long a streamed scan waits for its client to read a message before it ends the stream")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on --http-addr (e.g. go tool pprof http://127.0.0.1:7373/debug/pprof/profile)")
 }
 
@@ -217,7 +223,7 @@ func (f *startFlags) validate(peerSet bool) (startConfig, error) {
 		ID: f.id, DataDir: f.dataDir, ClientAddr: f.clientAddr, PeerAddr: f.peerAddr,
 		GossipAddr: f.gossipAddr, HTTPAddr: f.httpAddr,
 		Shards: f.shards, ReplicationFactor: f.replicationFactor, ReplicaGrace: f.replicaGrace,
-		Pprof: f.pprof,
+		Pprof: f.pprof, SendTimeout: f.sendTimeout,
 	}
 	if c.ID == 0 || c.ID > strata.MaxNodeID {
 		return c, fmt.Errorf("--id must be in 1..%d", strata.MaxNodeID)
@@ -230,6 +236,9 @@ func (f *startFlags) validate(peerSet bool) (startConfig, error) {
 	}
 	if c.ReplicationFactor < 1 {
 		return c, fmt.Errorf("--replication-factor is %d, want >= 1", c.ReplicationFactor)
+	}
+	if c.SendTimeout <= 0 {
+		return c, fmt.Errorf("--send-timeout is %v, want > 0", c.SendTimeout)
 	}
 	if c.ReplicaGrace < 0 {
 		return c, fmt.Errorf("--replica-grace is %v, want >= 0", c.ReplicaGrace)
