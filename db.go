@@ -75,7 +75,7 @@ func Open(opts Options) (*DB, error) {
 	if err := opts.ensureDefaults(); err != nil {
 		return nil, err
 	}
-	eng, err := storage.Open(storage.Options{Dir: opts.Dir, FS: opts.FS})
+	eng, err := storage.Open(storage.Options{Dir: opts.Dir, FS: opts.FS, MinFreeBytes: opts.MinFreeBytes})
 	if err != nil {
 		return nil, err
 	}

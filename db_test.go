@@ -158,3 +158,17 @@ func TestGetSerializable(t *testing.T) {
 		t.Fatalf("GetSerializable of an empty key: %v", err)
 	}
 }
+
+// TestOpenRefusesFullDisk: a node whose filesystem has less free space than
+// Options.MinFreeBytes does not start, and says why.
+func TestOpenRefusesFullDisk(t *testing.T) {
+	_, err := strata.Open(strata.Options{Dir: t.TempDir(), MinFreeBytes: 1 << 62})
+	if !errors.Is(err, strata.ErrDiskFull) {
+		t.Fatalf("Open with a 4 EiB reserve: %v, want ErrDiskFull", err)
+	}
+	db, err := strata.Open(strata.Options{Dir: t.TempDir(), MinFreeBytes: -1})
+	if err != nil {
+		t.Fatalf("Open with the check disabled: %v", err)
+	}
+	_ = db.Close()
+}

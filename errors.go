@@ -2,6 +2,7 @@ package strata
 
 import (
 	"errors"
+	"github.com/strata-kv/strata/storage"
 
 	"github.com/strata-kv/strata/internal/kvpb"
 	"github.com/strata-kv/strata/raftnode"
@@ -16,6 +17,9 @@ const (
 )
 
 var (
+	// ErrDiskFull is returned by Open when the data directory's filesystem
+	// has less free space than Options.MinFreeBytes.
+	ErrDiskFull = storage.ErrDiskFull
 	// ErrNotFound is returned by Get for an absent key.
 	ErrNotFound = errors.New("strata: key not found")
 	// ErrEmptyKey rejects an empty key.

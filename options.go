@@ -102,6 +102,10 @@ type Options struct {
 	// changes. It relies on the monotonic clocks of two nodes running at
 	// rates within 10% of each other, not on wall clocks. Default: 500 ms.
 	OracleLease time.Duration
+	// MinFreeBytes is the free disk space Open requires on Dir's
+	// filesystem: below it Open fails with ErrDiskFull rather than start a node that could neither
+	// write nor compact. Negative disables the check. Default: 64 MiB.
+	MinFreeBytes int64
 }
 
 func (o *Options) ensureDefaults() error {

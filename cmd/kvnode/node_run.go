@@ -162,6 +162,7 @@ func (n *node) run(ctx context.Context, stdout io.Writer) error {
 		Join:              cfg.Join,
 		Shards:            cfg.Shards,
 		ReplicationFactor: cfg.ReplicationFactor,
+		MinFreeBytes:      cfg.MinFreeBytes,
 		Observer:          observer,
 	}
 	if err := applyDebugEnv(&opts); err != nil {

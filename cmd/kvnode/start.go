@@ -44,6 +44,9 @@ type startConfig struct {
 	// SendTimeout is how long a streamed answer (ScanStream) waits for
 	// its client to take a message (server.Config.SendTimeout).
 	SendTimeout time.Duration
+	// MinFreeBytes is the free disk space the node needs to start
+	// (strata.Options.MinFreeBytes).
+	MinFreeBytes int64
 }
 
 // startFlags are the raw flag values of `kvnode start`.
@@ -59,6 +62,7 @@ type startFlags struct {
 	replicaGrace              time.Duration
 	pprof                     bool
 	sendTimeout               time.Duration
+	minFreeBytes              int64
 }
 
 // startKeys are the flags a config file may set: every flag of start but
@@ -66,7 +70,7 @@ type startFlags struct {
 var startKeys = []string{
 	"id", "data-dir", "client-addr", "peer-addr", "gossip-addr", "http-addr",
 	"initial-cluster", "initial-gossip", "join", "shards", "replication-factor",
-	"replica-grace", "pprof", "send-timeout",
+	"replica-grace", "pprof", "send-timeout", "min-free-bytes",
 }
 
 func newStartCmd() *cobra.Command {
@@ -132,6 +136,7 @@ func (f *startFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.replicationFactor, "replication-factor", 3, "replicas per shard; a shard below it gets replicas on live members")
 	fs.DurationVar(&f.replicaGrace, "replica-grace", 30*time.Second, "how long a shard stays below --replication-factor before a replica is added")
 	fs.DurationVar(&f.sendTimeout, "send-timeout", server.DefaultSendTimeout, "how long a streamed scan waits for its client to read a message before it ends the stream")
+	fs.Int64Var(&f.minFreeBytes, "min-free-bytes", 64<<20, "free disk space in bytes that the data directory's filesystem must have for the node to start (below it start fails rather than run a node that can neither write nor compact); 0 disables the check")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on --http-addr (e.g. go tool pprof http://127.0.0.1:7373/debug/pprof/profile)")
 }
 
@@ -223,7 +228,7 @@ func (f *startFlags) validate(peerSet bool) (startConfig, error) {
 		ID: f.id, DataDir: f.dataDir, ClientAddr: f.clientAddr, PeerAddr: f.peerAddr,
 		GossipAddr: f.gossipAddr, HTTPAddr: f.httpAddr,
 		Shards: f.shards, ReplicationFactor: f.replicationFactor, ReplicaGrace: f.replicaGrace,
-		Pprof: f.pprof, SendTimeout: f.sendTimeout,
+		Pprof: f.pprof, SendTimeout: f.sendTimeout, MinFreeBytes: f.minFreeBytes,
 	}
 	if c.ID == 0 || c.ID > strata.MaxNodeID {
 		return c, fmt.Errorf("--id must be in 1..%d", strata.MaxNodeID)
@@ -239,6 +244,12 @@ func (f *startFlags) validate(peerSet bool) (startConfig, error) {
 	}
 	if c.SendTimeout <= 0 {
 		return c, fmt.Errorf("--send-timeout is %v, want > 0", c.SendTimeout)
+	}
+	switch {
+	case c.MinFreeBytes < 0:
+		return c, fmt.Errorf("--min-free-bytes is %d, want >= 0", c.MinFreeBytes)
+	case c.MinFreeBytes == 0:
+		c.MinFreeBytes = -1 // strata.Options: negative disables the check
 	}
 	if c.ReplicaGrace < 0 {
 		return c, fmt.Errorf("--replica-grace is %v, want >= 0", c.ReplicaGrace)

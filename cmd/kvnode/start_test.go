@@ -31,7 +31,7 @@ func TestStartDefaults(t *testing.T) {
 	want := startConfig{
 		ID: 1, DataDir: "./strata-data", ClientAddr: "127.0.0.1:7370", PeerAddr: "127.0.0.1:7371",
 		GossipAddr: "127.0.0.1:7372", HTTPAddr: "127.0.0.1:7373", Shards: 4, ReplicationFactor: 3, ReplicaGrace: 30 * time.Second,
-		SendTimeout: 30 * time.Second,
+		SendTimeout: 30 * time.Second, MinFreeBytes: 64 << 20,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults = %+v, want %+v", c, want)
