@@ -277,6 +277,11 @@ func (db *DB) AddReplica(ctx context.Context, shardID, node uint64) error {
 		}
 	}
 	if !learner {
+		// The node must answer before it becomes a learner, else the
+		// shard would carry a member that no process hosts.
+		if _, err := db.replicaStateOn(ctx, node, shardID); err != nil {
+			return fmt.Errorf("strata: node %d cannot host a replica of shard %d: %w", node, shardID, err)
+		}
 		// Not a member: whatever replica the node hosts is from before
 		// its removal (it was down then), with an older replica ID. The
 		// node replaces it with an empty one under the new learner's ID.
