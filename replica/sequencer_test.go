@@ -12,9 +12,9 @@ import (
 )
 
 // TestWritesCommitInTimestampOrder: concurrent writes of one key get
-// distinct commit timestamps and enter the log in their order, so none is
-// refused as too old (the state machine refuses a write below its key's
-// newest version) and the key's value is the write with the highest one.
+// distinct commit timestamps and enter the log in their order (else the
+// state machine stops the node with ErrCommitOrder), and the key's value
+// is the write with the highest one.
 func TestWritesCommitInTimestampOrder(t *testing.T) {
 	s := newStore(t)
 	const writers, each = 8, 25
