@@ -123,7 +123,7 @@ a second signal exits at once with status 1.`,
 // register defines the flags of start on fs, bound to f.
 func (f *startFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.config, "config", "", "YAML file whose keys are these flags' names; flags given here win")
-	fs.Uint64Var(&f.id, "id", 1, "this node's ID, > 0, unique in the cluster")
+	fs.Uint64Var(&f.id, "id", 1, "this node's ID, 1..16777215, unique in the cluster")
 	fs.StringVar(&f.dataDir, "data-dir", "./strata-data", "directory of the node's data")
 	fs.StringVar(&f.clientAddr, "client-addr", "127.0.0.1:7370", "host:port of the client gRPC API")
 	fs.StringVar(&f.peerAddr, "peer-addr", "127.0.0.1:7371", "host:port of raft traffic between nodes")
