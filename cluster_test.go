@@ -179,13 +179,26 @@ func TestClusterConcurrentWritesNoLoss(t *testing.T) {
 		c.Restart(leader)
 		mu.Unlock()
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Write on until at least 100 writes were acknowledged, so that the
+	// check below means something however slow the machine.
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 100 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			close(stop)
+			wg.Wait()
+			t.Fatalf("only %d writes acknowledged (%d failed or ambiguous): %v", n, ambiguous, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	close(stop)
 	wg.Wait()
 	t.Logf("%d writes acknowledged, %d failed or ambiguous", len(acked), ambiguous)
-	if len(acked) < 100 {
-		t.Fatalf("only %d writes acknowledged", len(acked))
-	}
 	if err := c.WaitConverged(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,11 @@ func TestWipedInitialMemberRefused(t *testing.T) {
 	const victim = 3
 	c.Stop(victim)
 	c.Wipe(victim)
+	// The check asks the groups' leaders (a group that is electing one tells
+	// nothing, see checkNotWiped): wait until the others lead every shard.
+	if err := c.WaitLeaders(ctx); err != nil {
+		t.Fatal(err)
+	}
 	o := c.Options(victim)
 	o.Join = false
 	var err error
