@@ -53,7 +53,7 @@ SEEDS ?= 20
 linearizability:
 	@log=$${TMPDIR:-/tmp}/strata-linearizability.log; echo "full output: $$log"; \
 	bash -o pipefail -c "STRATA_SEEDS=$(SEEDS) $(GO) test -race -count=1 -timeout 0 -run 'TestRandomizedClusters' -v ./linearizability/ 2>&1 \
-	  | tee $$log | grep -E '^ *(=== RUN|--- |PASS|FAIL|ok|panic)|_test\.go:[0-9]+:|DATA RACE'"
+	  | tee $$log | grep -E '^ *(=== RUN|--- |PASS|FAIL|ok|panic)|_test\.go:[0-9]+:|DATA RACE' | grep -v ' nemesis: '"
 
 ## scan-probe: large scans on a 3-node kvnode cluster (bench/scanprobe): 200k × 1 KiB, 8 concurrent unlimited scans via each node, stalled readers; peak RSS per node (a few minutes; SCAN_PROBE_ARGS adds flags, e.g. --mode unary)
 scan-probe:
