@@ -397,8 +397,22 @@ func (db *DB) checkNotWiped(groups []raftnode.GroupConfig) error {
 				down[peer] = true
 				continue
 			}
-			resp, err := db.sender.SendNode(ctx, peer, &kvpb.NodeRequest{Value: &kvpb.NodeRequest_ReplicaState{
-				ReplicaState: &kvpb.ReplicaStateRequest{ShardId: g.ID, Peer: self}}})
+			// A live peer that fails to answer (a loaded machine) is asked
+			// again until the deadline: skipping it could let a wiped node
+			// bootstrap.
+			var resp *kvpb.NodeResponse
+			var err error
+			for {
+				resp, err = db.sender.SendNode(ctx, peer, &kvpb.NodeRequest{Value: &kvpb.NodeRequest_ReplicaState{
+					ReplicaState: &kvpb.ReplicaStateRequest{ShardId: g.ID, Peer: self}}})
+				if err == nil || ctx.Err() != nil {
+					break
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
 			cancel()
 			if rs := resp.GetReplicaState(); err == nil && rs.GetLeader() {
 				if rs.GetPeerReplicaId() != self || rs.GetPeerMatch() > 0 {
