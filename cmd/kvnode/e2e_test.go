@@ -259,7 +259,7 @@ func TestEndToEnd(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if newLeader == 0 || newLeader == p.id {
-		t.Errorf("shard %d 900ms after node %d stopped has leader %d; want another node", led, p.id, newLeader)
+		t.Errorf("shard %d 900ms after node %d stopped has leader %d; want another node; its log:\n%s", led, p.id, newLeader, p.logTail())
 	}
 	checkKeys(t, ctx, rc, acked, "the nodes left")
 }
