@@ -467,6 +467,16 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
 	}
 }
 
+// follower returns the node of 1, 2, 3 with the lowest ID that is not l.
+func (c *cluster) follower(l *testNode) *testNode {
+	for _, id := range []uint64{1, 2, 3} {
+		if id != l.id {
+			return c.nodes[id]
+		}
+	}
+	return nil
+}
+
 // settledLeader returns the leader of g once every running, non-isolated
 // replica knows it.
 func (c *cluster) settledLeader(g uint64) *testNode {

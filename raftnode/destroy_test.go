@@ -26,13 +26,7 @@ func TestDestroyGroup(t *testing.T) {
 	}
 	c.waitConverged(g)
 	l := c.leader(g)
-	var victim *testNode
-	for _, id := range []uint64{1, 2, 3} {
-		if id != l.id {
-			victim = c.nodes[id]
-			break
-		}
-	}
+	victim := c.follower(l)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := victim.node.DestroyGroup(ctx, g); err != nil {

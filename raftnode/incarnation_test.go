@@ -93,13 +93,7 @@ func TestStaleIncarnationMessageDropped(t *testing.T) {
 	c.propose(g, []byte("a"))
 	c.waitConverged(g)
 	l := c.settledLeader(g)
-	var f *testNode
-	for _, id := range []uint64{1, 2, 3} {
-		if id != l.id {
-			f = c.nodes[id]
-			break
-		}
-	}
+	f := c.follower(l)
 	st, err := f.node.Status(g)
 	if err != nil {
 		t.Fatal(err)

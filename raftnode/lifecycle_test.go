@@ -34,13 +34,7 @@ func TestRemoveThenReAddInOneReady(t *testing.T) {
 	c.propose(g, []byte("a"))
 	c.waitConverged(g)
 	l := c.settledLeader(g)
-	var v *testNode
-	for _, id := range []uint64{1, 2, 3} {
-		if id != l.id {
-			v = c.nodes[id]
-			break
-		}
-	}
+	v := c.follower(l)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// While v is cut off, the two others remove it and add it back as a
@@ -173,13 +167,7 @@ func TestRecoverRemovedReplica(t *testing.T) {
 	}
 	c.waitConverged(g)
 	l := c.settledLeader(g)
-	var v *testNode
-	for _, id := range []uint64{1, 2, 3} {
-		if id != l.id {
-			v = c.nodes[id]
-			break
-		}
-	}
+	v := c.follower(l)
 	raftnode.SetBeforeDestroy(v.node, func(uint64) error { return errCrash })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -272,13 +260,7 @@ func TestInboundMessageChecks(t *testing.T) {
 	c.propose(g, []byte("a"))
 	c.waitConverged(g)
 	l := c.settledLeader(g)
-	var f *testNode
-	for _, id := range []uint64{1, 2, 3} {
-		if id != l.id {
-			f = c.nodes[id]
-			break
-		}
-	}
+	f := c.follower(l)
 	st, err := f.node.Status(g)
 	if err != nil {
 		t.Fatal(err)
@@ -349,13 +331,7 @@ func TestIgnoredSnapshotsReleased(t *testing.T) {
 	c.propose(g, []byte("a"))
 	c.waitConverged(g)
 	l := c.settledLeader(g)
-	var f *testNode
-	for _, id := range []uint64{1, 2, 3} {
-		if id != l.id {
-			f = c.nodes[id]
-			break
-		}
-	}
+	f := c.follower(l)
 	st, err := f.node.Status(g)
 	if err != nil {
 		t.Fatal(err)

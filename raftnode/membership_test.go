@@ -66,13 +66,7 @@ func TestMembership(t *testing.T) {
 
 	// Remove a voter that is neither the leader nor the new node.
 	l = c.leader(g)
-	var victim *testNode
-	for _, id := range []uint64{1, 2, 3} {
-		if id != l.id {
-			victim = c.nodes[id]
-			break
-		}
-	}
+	victim := c.follower(l)
 	if get(t, victim, counterKey(g)) == nil {
 		t.Fatal("the victim has no data to lose")
 	}
