@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"testing"
 	"time"
 
@@ -103,20 +102,7 @@ func TestGCRemovesSupersededVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Wait until every write is older than the retention, by the oracle.
-	last, err := db.Now(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		now, err := db.Now(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if now.WallTime().Sub(last.WallTime()) > 5*time.Millisecond {
-			break
-		}
-		runtime.Gosched()
-	}
+	waitOracle(ctx, t, db, 5*time.Millisecond)
 	removed, err := db.GC(ctx)
 	if err != nil {
 		t.Fatal(err)
