@@ -30,6 +30,7 @@ func Check(h History, opts Options) (Result, error) {
 	}
 	c := &checker{h: h, opts: opts, g: newGraph(len(h)), keyIndex: make(map[string]int)}
 	c.indexAppends()
+	c.checkInternal()
 	c.inferData()
 	if opts.Realtime {
 		c.addRealtime()
@@ -49,7 +50,7 @@ func Check(h History, opts Options) (Result, error) {
 	}, nil
 }
 
-var kindOrder = []Kind{G0, G1a, G1b, G1c, GSingle, G2, IncompatibleOrder, DuplicateElements, GarbageRead}
+var kindOrder = []Kind{G0, G1a, G1b, G1c, GSingle, G2, Internal, IncompatibleOrder, DuplicateElements, GarbageRead}
 
 // kindRank orders kinds for the report; a realtime or process variant
 // sorts with its base kind.
@@ -123,6 +124,47 @@ func (c *checker) indexAppends() {
 					_, appended := lastAppend[k]
 					c.reads[k] = append(c.reads[k], read{txn: i, list: op.List, external: !appended})
 				}
+			}
+		}
+	}
+}
+
+// checkInternal reports the reads of OK transactions that disagree with
+// the same transaction's earlier operations on the key: after a read and
+// some appends, a read must return the first read plus those appends; after
+// appends alone, it must end with them.
+func (c *checker) checkInternal() {
+	type state struct {
+		read bool  // want holds a whole list; else only the appends since the start
+		want []int // the list expected, or its known suffix
+	}
+	for i, t := range c.h {
+		if t.Status != OK {
+			continue
+		}
+		states := make(map[string]*state)
+		for _, op := range t.Ops {
+			st := states[op.Key]
+			if st == nil {
+				st = &state{}
+				states[op.Key] = st
+			}
+			switch op.Kind {
+			case Append:
+				st.want = append(st.want, op.Value)
+			case Read:
+				ok := slices.Equal(op.List, st.want)
+				want := listString(st.want)
+				if !st.read {
+					ok = len(op.List) >= len(st.want) && slices.Equal(op.List[len(op.List)-len(st.want):], st.want)
+					want = "a list ending in " + want
+				}
+				if !ok {
+					c.report(Anomaly{Kind: Internal, Txns: []int{i}, Key: op.Key, Explanation: fmt.Sprintf(
+						"internal: %s read %q = %s, but its own earlier operations on %q mean it should have read %s",
+						c.name(i), op.Key, listString(op.List), op.Key, want)})
+				}
+				st.read, st.want = true, slices.Clone(op.List)
 			}
 		}
 	}

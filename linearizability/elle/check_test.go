@@ -208,6 +208,21 @@ func TestWeakestReported(t *testing.T) {
 	wantOnly(t, mustCheck(t, h, Options{}), G0, []int{0, 1})
 }
 
+func TestInternal(t *testing.T) {
+	h := serial(
+		ok(ap("x", 1)),
+		ok(ap("x", 2), rd("x", 1)),                      // missed its own append
+		ok(rd("x", 1, 2), rd("x", 1)),                   // the list shrank between two reads
+		ok(rd("x", 1, 2), ap("x", 3), rd("x", 1, 2, 3)), // fine
+	)
+	res := mustCheck(t, h, Options{})
+	t.Logf("%s", res)
+	got := res.ByKind()[Internal]
+	if len(got) != 2 || !slices.Equal(got[0].Txns, []int{1}) || !slices.Equal(got[1].Txns, []int{2}) {
+		t.Fatalf("want internal anomalies in T1 and T2, got %s", res)
+	}
+}
+
 func TestIncompatibleOrder(t *testing.T) {
 	h := serial(
 		ok(ap("x", 1)),

@@ -16,17 +16,18 @@
 //     element that came next, which T1 did not see;
 //   - optionally realtime and process edges ([Options]).
 //
-// It then reports, each with the transactions, keys and edges that show it:
-// G1a (a read saw a failed transaction's append), G1b (a read ended in a
-// value its writer later appended after), duplicate elements, reads of
-// values nobody appended, and the cycles of the dependency graph. The graph
-// is split into strongly connected components (Tarjan); in each component
-// the search tries the stricter edge sets first, ww alone (G0), then ww and
-// wr (G1c), then one rw edge closed by ww and wr (G-single), then any (G2),
-// and reports a shortest cycle (breadth-first) of the first kind found, so
-// the anomaly reported is the weakest one present. Reads of a key after the
-// same transaction appended to it shape the version order but make no
-// edges, as in Elle.
+// It then reports, each with the transactions, keys and edges that show
+// it: G1a (a read saw a failed transaction's append), G1b (a read ended in
+// a value its writer later appended after), internal inconsistencies (a
+// read that disagrees with its own transaction's earlier operations),
+// duplicate elements, reads of values nobody appended, and the cycles of
+// the dependency graph. The graph is split into strongly connected
+// components (Tarjan); in each component the search tries the stricter edge
+// sets first, ww alone (G0), then ww and wr (G1c), then one rw edge closed
+// by ww and wr (G-single), then any (G2), and reports a shortest cycle
+// (breadth-first) of the first kind found, so the anomaly reported is the
+// weakest one present. Reads of a key after the same transaction appended
+// to it shape the version order but make no edges, as in Elle.
 //
 // Serializability forbids all of these; snapshot isolation permits G2
 // (write skew) and nothing else here; read committed permits G-single and G2

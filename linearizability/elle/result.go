@@ -28,6 +28,10 @@ const (
 	GSingle Kind = "G-single"
 	// G2, write skew: a cycle with two or more rw edges.
 	G2 Kind = "G2"
+	// Internal: a read disagreed with its own transaction's earlier
+	// operations on the key (it missed its own append, or changed
+	// between two reads with no append in between).
+	Internal Kind = "internal"
 	// IncompatibleOrder: two reads of one key of which neither is a prefix
 	// of the other, so no single order of appends explains both.
 	IncompatibleOrder Kind = "incompatible-order"
