@@ -154,12 +154,14 @@ func (c *checker) checkInternal() {
 				st.want = append(st.want, op.Value)
 			case Read:
 				ok := slices.Equal(op.List, st.want)
-				want := listString(st.want)
 				if !st.read {
 					ok = len(op.List) >= len(st.want) && slices.Equal(op.List[len(op.List)-len(st.want):], st.want)
-					want = "a list ending in " + want
 				}
 				if !ok {
+					want := listString(st.want)
+					if !st.read {
+						want = "a list ending in " + want
+					}
 					c.report(Anomaly{Kind: Internal, Txns: []int{i}, Key: op.Key, Explanation: fmt.Sprintf(
 						"internal: %s read %q = %s, but its own earlier operations on %q mean it should have read %s",
 						c.name(i), op.Key, listString(op.List), op.Key, want)})
@@ -179,7 +181,7 @@ func (c *checker) committable(txn int) bool { return c.h[txn].Status != Fail }
 func (c *checker) inferData() {
 	for k := range c.keys {
 		order := c.checkReads(k)
-		// valid[i] is the index in order of the first element at or after
+		// next[i] is the index in order of the first element at or after
 		// i appended by a transaction that may have committed.
 		next := make([]int, len(order)+1)
 		next[len(order)] = len(order)
