@@ -29,13 +29,16 @@
 //     the youngest on one cycle may leave another cycle through the same
 //     edge whose youngest is someone else, so one wait could need several
 //     victims.
-//   - The verdict reaches the victim as the return value of the call it is
-//     blocked in. Aborting anyone else means telling a transaction that is
-//     parked in a wait queue on another shard's leader, perhaps on another
-//     node, through a message that can be lost; meanwhile the graph either
-//     holds a cycle or forgets a real wait.
-//   - The victim has not started to wait: it holds its earlier locks, but it
-//     loses no time queued.
+//   - The verdict is the return value of the victim's own Detect, so it
+//     reaches the one transaction that must act, at once. Aborting anyone
+//     else means telling a transaction that is parked in a wait queue on
+//     another shard's leader, perhaps on another node, through a message
+//     that can be lost; meanwhile the graph either holds a cycle or forgets
+//     a real wait.
+//   - The victim has not started to wait; no waiter already queued is
+//     disturbed.
+//
+// So Detect takes no start timestamp: under this rule age decides nothing.
 //
 // The cost is that an old transaction can be the victim of a young one,
 // and that nothing here stops one transaction from losing again and again;
